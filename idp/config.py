@@ -1,0 +1,222 @@
+"""Typed settings: ``config/default.toml`` ← environment file ← ``IDP_*`` variables.
+
+Every key is documented once, in ``config/default.toml``; this module gives each a type and
+refuses, at start-up, a configuration that would run unsafely in production. Settings are
+read once and frozen: a running process never changes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+INSECURE_MARKER = "insecure-default"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The service's settings; see ``config/default.toml`` for what each key means."""
+
+    env: str
+    issuer: str
+    secret_key: str
+    subject_secret: str
+    database_url: str
+    redis_url: str
+    store_prefix: str
+    keys_dir: str
+    access_token_lifetime: int
+    refresh_token_lifetime: int
+    code_lifetime: int
+    id_token_lifetime: int
+    sso_session_lifetime: int
+    sso_cookie_name: str
+    argon2_memory_cost: int
+    argon2_time_cost: int
+    argon2_parallelism: int
+    default_locale: str
+    locales: list[str]
+    login_failures_per_account: int
+    login_failures_per_ip: int
+    login_failure_window: int
+    rate_limit_when_store_down: str
+    backchannel_logout_timeout: float
+    demo_data: bool
+    log_level: str
+    support_phone: str
+    support_email: str
+    support_hours: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def issuer_is_loopback(self) -> bool:
+        return is_loopback_url(self.issuer)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are Secure everywhere except a plain-http loopback issuer (a developer's machine)."""
+        return not (self.issuer_is_loopback and self.issuer.startswith("http://"))
+
+    def public(self) -> dict[str, Any]:
+        """The settings with secrets masked, for ``flask config show`` and diagnostics."""
+        out = dataclasses.asdict(self)
+        for key in ("secret_key", "subject_secret"):
+            out[key] = "***"
+        for key in ("database_url", "redis_url"):
+            out[key] = _mask_url_password(out[key])
+        return out
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, or say precisely why not."""
+    origin = typing.get_origin(kind)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str | int | float):
+                raise ValueError(value)
+            return str(value)
+        if origin is list:
+            if isinstance(value, str):
+                value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+            return [str(v).strip() for v in value]
+    except (TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"setting {name!r}: cannot read {value!r} as {kind}") from exc
+    raise ConfigError(f"setting {name!r}: unsupported type {kind}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+
+
+def _environment_file(name: str) -> Path:
+    if name.endswith(".toml") or os.sep in name:
+        return Path(name)
+    return CONFIG_DIR / f"{name}.toml"
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None, environ: typing.Mapping[str, str] | None = None
+) -> Settings:
+    """Read the layers, coerce, validate; raise ``ConfigError`` naming the first bad key."""
+    environ = os.environ if environ is None else environ
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    hints = typing.get_type_hints(Settings)
+    raw: dict[str, Any] = _read_toml(CONFIG_DIR / "default.toml")
+    env_file = environ.get("IDP_CONFIG", "development")
+    if overrides and "IDP_CONFIG" in overrides:
+        env_file = overrides["IDP_CONFIG"]
+    layered = _read_toml(_environment_file(env_file))
+    for layer in (layered,):
+        unknown = set(layer) - set(fields)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {env_file}: {', '.join(sorted(unknown))}")
+        raw.update(layer)
+    for name in fields:
+        env_name = f"IDP_{name.upper()}"
+        if env_name in environ:
+            raw[name] = environ[env_name]
+    for key, value in (overrides or {}).items():
+        if key == "IDP_CONFIG":
+            continue
+        if key not in fields:
+            raise ConfigError(f"unknown setting: {key}")
+        raw[key] = value
+    missing = set(fields) - set(raw)
+    if missing:
+        raise ConfigError(f"missing setting(s): {', '.join(sorted(missing))}")
+    values = {name: _coerce(name, hints[name], raw[name]) for name in fields}
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    """Refuse configurations that are wrong anywhere, and those unsafe in production."""
+    if s.env not in {"development", "testing", "production"}:
+        raise ConfigError("setting 'env' must be development, testing or production")
+    parts = urlsplit(s.issuer)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError("setting 'issuer' must be an http(s) URL without query or fragment")
+    if s.issuer.endswith("/"):
+        raise ConfigError("setting 'issuer' must not end with '/'")
+    for name in (
+        "access_token_lifetime",
+        "refresh_token_lifetime",
+        "code_lifetime",
+        "id_token_lifetime",
+        "sso_session_lifetime",
+    ):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"setting {name!r} must be a positive number of seconds")
+    if s.rate_limit_when_store_down not in {"open", "closed"}:
+        raise ConfigError("setting 'rate_limit_when_store_down' must be 'open' or 'closed'")
+    if s.default_locale not in s.locales:
+        raise ConfigError("setting 'default_locale' must be one of 'locales'")
+    if s.argon2_memory_cost < 1024 or s.argon2_time_cost < 1 or s.argon2_parallelism < 1:
+        raise ConfigError("argon2 settings too small")
+    if s.is_production:
+        if INSECURE_MARKER in s.secret_key or len(s.secret_key) < 32:
+            raise ConfigError("production needs IDP_SECRET_KEY: at least 32 random characters, not the default")
+        if INSECURE_MARKER in s.subject_secret or len(s.subject_secret) < 32:
+            raise ConfigError(
+                "production needs IDP_SUBJECT_SECRET: at least 32 random characters, not the default"
+            )
+        if parts.scheme != "https" and not s.issuer_is_loopback:
+            raise ConfigError("production needs an https issuer (loopback excepted)")
+        if not s.redis_url:
+            raise ConfigError("production needs IDP_REDIS_URL: several processes must share one store")
+        if s.database_url.startswith("sqlite"):
+            raise ConfigError("production needs IDP_DATABASE_URL pointing at PostgreSQL, not SQLite")

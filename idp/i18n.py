@@ -1,0 +1,65 @@
+"""Locale choice: ``ui_locales`` / ``lang`` parameter (remembered) → account → zh_Hant_TW.
+
+zh-TW comes first for everyone (SPEC: the interface is Traditional Chinese first); a person
+switches to English with the language link or a relying party's ``ui_locales``. The browser's
+Accept-Language is deliberately not consulted before the default: school computers often
+run English-language browsers for pupils who read Chinese.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request, session
+
+from idp.extensions import settings
+
+_ALIASES = {
+    "zh": "zh_Hant_TW", "zh-tw": "zh_Hant_TW", "zh_tw": "zh_Hant_TW", "zh-hant": "zh_Hant_TW",
+    "zh-hant-tw": "zh_Hant_TW", "zh_hant_tw": "zh_Hant_TW", "en": "en", "en-us": "en", "en-gb": "en",
+    "en_us": "en",
+}
+
+
+def normalise(tag: str) -> str | None:
+    """Map a BCP 47 tag (``zh-TW``, ``en-US``) to one of our locales, or None."""
+    tag = tag.strip().lower()
+    if tag in _ALIASES:
+        return _ALIASES[tag]
+    if tag.startswith("en"):
+        return "en"
+    if tag.startswith("zh") and ("tw" in tag or "hant" in tag):
+        return "zh_Hant_TW"
+    return None
+
+
+def choose(ui_locales: str | None) -> str | None:
+    """First supported locale in a space-separated ``ui_locales`` list."""
+    for tag in (ui_locales or "").split():
+        found = normalise(tag)
+        if found in settings().locales:
+            return found
+    return None
+
+
+def select_locale() -> str:
+    try:
+        asked = choose(request.args.get("ui_locales") or request.args.get("lang"))
+    except RuntimeError:
+        return settings().default_locale
+    if asked:
+        session["locale"] = asked
+        return asked
+    if session.get("locale") in settings().locales:
+        return session["locale"]
+    account = getattr(g, "account", None)
+    if account is not None and getattr(account, "locale", None) in settings().locales:
+        return account.locale
+    return settings().default_locale
+
+
+def init_app(app: Flask) -> None:
+    @app.context_processor
+    def _locale_context() -> dict:
+        from flask_babel import get_locale
+
+        loc = get_locale()
+        return {"html_lang": "zh-Hant-TW" if loc and loc.language == "zh" else "en"}

@@ -1,0 +1,79 @@
+"""Relying-party clients, issued tokens and remembered consents (R-O1, R-O3, R-L4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.db import TimestampMixin, utcnow
+from idp.extensions import db
+
+
+class Client(TimestampMixin, db.Model):
+    """A registered relying-party app. The secret is stored only as a hash."""
+
+    __tablename__ = "oauth_client"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_secret_hash: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    grant_types: Mapped[list] = mapped_column(JSON, default=lambda: ["authorization_code", "refresh_token"])
+    response_types: Mapped[list] = mapped_column(JSON, default=lambda: ["code"])
+    # Space-separated scopes the client may ask for.
+    scope: Mapped[str] = mapped_column(Text, default="openid profile email")
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
+    jwks: Mapped[dict | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(String(500))
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), default="RS256")
+    # "pairwise" (default, R-O2) or "public".
+    subject_type: Mapped[str] = mapped_column(String(16), default="pairwise")
+    sector_identifier: Mapped[str | None] = mapped_column(String(255))
+    require_real_name: Mapped[bool] = mapped_column(Boolean, default=False)
+    # First-party apps an operator trusts may skip the consent page.
+    skip_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Token(db.Model):
+    """An access token, and its refresh token when there is one; stored only as hashes.
+
+    ``family_id`` ties every token issued from one authorization (code and all its refreshes)
+    together, so replaying a code or a rotated refresh token revokes the whole family.
+    """
+
+    __tablename__ = "oauth_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    issued_at: Mapped[int] = mapped_column(Integer)
+    expires_in: Mapped[int] = mapped_column(Integer)
+    refresh_expires_at: Mapped[int | None] = mapped_column(Integer)
+    auth_time: Mapped[int | None] = mapped_column(Integer)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    access_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when the refresh token was exchanged (rotation) or revoked; presenting it again is reuse.
+    refresh_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    refresh_used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Consent(db.Model):
+    """Scopes a person granted a client; asked again only for scopes not yet granted (R-L4)."""
+
+    __tablename__ = "oauth_consent"
+    __table_args__ = (UniqueConstraint("account_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

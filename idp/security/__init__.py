@@ -1,0 +1,14 @@
+"""Security cross-cutting concerns (R-N3): audit trail, response headers, rate limits, lockout.
+
+Owns: ``audit``, ``headers``, ``ratelimit``. Must not import feature packages.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from idp.security import headers, models  # noqa: F401  (models registers the audit table)
+
+
+def init_app(app: Flask) -> None:
+    headers.init_app(app)
