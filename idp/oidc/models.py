@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,6 +39,21 @@ class Client(TimestampMixin, db.Model):
     require_real_name: Mapped[bool] = mapped_column(Boolean, default=False)
     # First-party apps an operator trusts may skip the consent page.
     skip_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    def set_secret(self, secret: str | None) -> None:
+        """Keep only a hash. Secrets are 256-bit random strings we generate, so a fast hash is
+        enough (no dictionary to attack) and keeps client authentication off the CPU budget."""
+        self.client_secret_hash = None if secret is None else hash_secret(secret)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        """Authlib's ClientMixin hook; constant-time comparison."""
+        if not self.client_secret_hash or not client_secret:
+            return False
+        return hmac.compare_digest(self.client_secret_hash, hash_secret(client_secret))
+
+
+def hash_secret(secret: str) -> str:
+    return "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Token(db.Model):
