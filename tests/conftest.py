@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_sqlalchemy.session import Session as FlaskSession
 
 from idp import create_app
 from idp.extensions import db
@@ -82,6 +83,14 @@ def app(app_config: dict) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+class _ConnectionSession(FlaskSession):
+    """Flask-SQLAlchemy's Session picks the engine per mapper and ignores ``bind``; the test
+    session must use the one connection whose outer transaction is rolled back."""
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):  # type: ignore[override]
+        return bind if bind is not None else self.bind
+
+
 @pytest.fixture(autouse=True)
 def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
     """Roll back the database and clear the store after every test that uses the app."""
@@ -95,7 +104,7 @@ def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
             outer = connection.begin()
             original = db.session
             db.session = db._make_scoped_session(
-                {"bind": connection, "join_transaction_mode": "create_savepoint"})
+                {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": _ConnectionSession})
             try:
                 yield
             finally:

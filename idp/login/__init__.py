@@ -1,4 +1,8 @@
-"""TODO docstring: what idp.login owns and must not import."""
+"""The hosted login page and the SSO session (R-L1, R-L4).
+
+Owns: the login/home/logout pages and ``sessions`` (the SSO session every other package reads).
+Reads accounts through ``idp.accounts.services``; must not import ``idp.oidc`` views.
+"""
 
 from __future__ import annotations
 
@@ -6,4 +10,6 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    pass
+    from idp.login.views import bp
+
+    app.register_blueprint(bp)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.security import headers, models  # noqa: F401  (models registers the audit table)
+from idp.security import headers, models, ratelimit  # noqa: F401  (models registers the audit table)
 
 
 def init_app(app: Flask) -> None:
     headers.init_app(app)
+    ratelimit.init_app(app)

@@ -1,0 +1,166 @@
+"""Account rules: creation, passwords, authentication (R-A1, R-A2, R-L1, R-N3).
+
+Passwords are hashed with argon2id; parameters come from settings, and a hash made with
+older parameters is replaced at the next successful login, so raising the cost needs no
+migration. Authentication gives one message for "no such account" and "wrong password" and
+spends the same time on both, so the login form cannot be used to discover who has an account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from idp.accounts.models import Account
+from idp.errors import IdpError
+from idp.extensions import db, settings
+from idp.security import audit, ratelimit
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{3,63}$")
+MIN_PASSWORD = 8
+
+
+class InvalidCredentials(IdpError):
+    status = 401
+    code = "invalid_credentials"
+    message = _l("The account or password is incorrect.")
+
+
+class AccountDisabled(IdpError):
+    status = 403
+    code = "account_disabled"
+    message = _l("This account has been disabled. Students can re-activate it with their personal data.")
+
+
+class InvalidUsername(IdpError):
+    code = "invalid_username"
+    message = _l("The account name must be 4–64 characters: letters, digits, '.', '_' or '-', "
+                 "starting with a letter or digit.")
+
+
+class UsernameTaken(IdpError):
+    status = 409
+    code = "username_taken"
+    message = _l("This account name is already taken. Please choose another.")
+
+
+class WeakPassword(IdpError):
+    code = "weak_password"
+    message = _l("The password must be at least 8 characters and must not be the account name.")
+
+
+def _hasher() -> PasswordHasher:
+    hasher = current_app.extensions.get("idp.password_hasher")
+    if hasher is None:
+        s = settings()
+        hasher = PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_cost,
+                                parallelism=s.argon2_parallelism)
+        current_app.extensions["idp.password_hasher"] = hasher
+    return hasher
+
+
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown accounts, so both paths cost the same."""
+    cached = current_app.extensions.get("idp.dummy_hash")
+    if cached is None:
+        cached = current_app.extensions["idp.dummy_hash"] = _hasher().hash("not-a-real-password")
+    return cached
+
+
+def normalise_username(username: str) -> str:
+    return (username or "").strip().lower()
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def check_password_rules(username: str, password: str) -> None:
+    if len(password or "") < MIN_PASSWORD or normalise_username(password) == normalise_username(username):
+        raise WeakPassword()
+
+
+def get_account(account_id: int | None) -> Account | None:
+    """The account with this id, or None; the one way other packages read accounts."""
+    if account_id is None:
+        return None
+    return db.session.get(Account, account_id)
+
+
+def get_account_by_username(username: str) -> Account | None:
+    return db.session.execute(
+        db.select(Account).filter_by(username=normalise_username(username))).scalar_one_or_none()
+
+
+def create_account(username: str, password: str, *, name: str = "", email: str | None = None,
+                   kind: str = "member", is_operator: bool = False, actor: str | None = None,
+                   **fields: Any) -> Account:
+    """Create an account after checking the name and password rules; audited."""
+    username = normalise_username(username)
+    if not USERNAME_RE.match(username):
+        raise InvalidUsername()
+    check_password_rules(username, password)
+    if kind not in {"member", "cloud"}:
+        raise IdpError(_l("Unknown account kind."))
+    if get_account_by_username(username) is not None:
+        raise UsernameTaken()
+    account = Account(username=username, password_hash=hash_password(password), name=name, email=email,
+                      kind=kind, is_operator=is_operator, **fields)
+    db.session.add(account)
+    db.session.flush()
+    audit.record(audit.ACCOUNT_CREATED, actor=actor or username, account_id=account.id, kind=kind)
+    return account
+
+
+def set_password(account: Account, password: str) -> None:
+    check_password_rules(account.username, password)
+    account.password_hash = hash_password(password)
+    db.session.commit()
+
+
+def authenticate(username: str, password: str, ip: str | None) -> Account:
+    """The account for these credentials, or a domain error; rate-limited per account and per IP.
+
+    Limits are checked before the (deliberately slow) hash and counted only on failure, so a
+    person who types correctly is never slowed by others' failures on their IP beyond the limit.
+    """
+    name = normalise_username(username)
+    ip = ip or "unknown"
+    try:
+        ratelimit.check(ratelimit.login_ip(), ip)
+        ratelimit.check(ratelimit.login_account(), name)
+    except IdpError as exc:
+        if exc.status == 429:
+            audit.record(audit.LOGIN_LOCKED, actor=name, reason="rate_limited")
+        raise
+    account = get_account_by_username(name) if name else None
+    ok = False
+    hasher = _hasher()
+    try:
+        ok = hasher.verify(account.password_hash if account and account.password_hash else _dummy_hash(),
+                           password or "")
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or account is None:
+        locked = ratelimit.count_failure(ratelimit.login_account(), name)
+        ratelimit.count_failure(ratelimit.login_ip(), ip)
+        audit.record(audit.LOGIN_FAILURE, actor=name, reason="bad_credentials")
+        if locked:
+            audit.record(audit.LOGIN_LOCKED, actor=name, reason="too_many_failures")
+        raise InvalidCredentials()
+    if not account.is_active:
+        audit.record(audit.LOGIN_FAILURE, actor=name, reason="disabled")
+        raise AccountDisabled()
+    ratelimit.clear(ratelimit.login_account(), name)
+    if hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = hasher.hash(password)
+        audit.record(audit.PASSWORD_REHASHED, actor=name, commit=False)
+    account.last_login_at = dt.datetime.now(dt.UTC)
+    audit.record(audit.LOGIN_SUCCESS, actor=name, account_id=account.id)
+    return account

@@ -1,0 +1,24 @@
+"""Forms of the hosted login page (R-L1)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("Account"), validators=[DataRequired(_l("Please enter your account.")),
+                                                       Length(max=64)],
+                           render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"})
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Please enter your password.")),
+                                                          Length(max=1024)],
+                             render_kw={"autocomplete": "current-password"})
+    next = HiddenField()
+    force = HiddenField()
+    submit = SubmitField(_l("Sign in"))
+
+
+class LogoutForm(FlaskForm):
+    submit = SubmitField(_l("Sign out"))

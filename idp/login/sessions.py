@@ -1,0 +1,136 @@
+"""The SSO session (R-L1, R-L4, R-N2): one cookie, one store entry, shared by every process.
+
+The cookie holds only a random session id; the session itself (who, when, how) lives in the
+store under ``sso:<sid>``, so any app process behind the load balancer can read it and a
+logout on one process ends it for all. The id changes at every sign-in (no session fixation).
+Ending a session announces it with the ``session_ended`` signal, which the OIDC package uses
+for back-channel logout to the relying parties that took part.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from blinker import Namespace
+from flask import Response, after_this_request, request, url_for
+
+from idp.extensions import settings, store
+
+session_ended = Namespace().signal("session_ended")
+
+
+@dataclass
+class SsoSession:
+    """Who is signed in, since when (``auth_time``), how (``amr``) and at what level (``acr``)."""
+
+    sid: str
+    account_id: int
+    auth_time: int
+    amr: list[str] = field(default_factory=lambda: ["pwd"])
+    acr: str = ""
+
+
+def _key(sid: str) -> str:
+    return f"sso:{sid}"
+
+
+def _clients_key(sid: str) -> str:
+    return f"sso-clients:{sid}"
+
+
+def _cache() -> dict[str, Any]:
+    """Per-request memo. Not ``flask.g``: g belongs to the app context, which a test (or a CLI
+    command) may keep across several requests."""
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if not hasattr(req, "_idp_sso"):
+        req._idp_sso = {}
+    return req._idp_sso
+
+
+def current_session() -> SsoSession | None:
+    """The live session of this request's browser, or None (read once per request)."""
+    cache = _cache()
+    if "sso" in cache:
+        return cache["sso"]
+    sid = request.cookies.get(settings().sso_cookie_name)
+    data = store().get_json(_key(sid)) if sid and len(sid) < 100 else None
+    sso = cache["sso"] = SsoSession(**data) if data else None
+    return sso
+
+
+def _set_cookie(value: str, max_age: int) -> None:
+    s = settings()
+
+    @after_this_request
+    def _cookie(resp: Response) -> Response:
+        resp.set_cookie(s.sso_cookie_name, value, max_age=max_age, path="/", secure=s.secure_cookies,
+                        httponly=True, samesite="Lax")
+        return resp
+
+
+def create(account_id: int, auth_time: int | None = None, *, amr: list[str] | None = None,
+           acr: str = "") -> SsoSession:
+    """Write a new session record (no cookie): the one place a session comes into being."""
+    sso = SsoSession(sid=secrets.token_urlsafe(32), account_id=account_id,
+                     auth_time=auth_time or int(time.time()), amr=amr or ["pwd"], acr=acr)
+    store().set_json(_key(sso.sid), asdict(sso), settings().sso_session_lifetime)
+    return sso
+
+
+def start_session(account: Any, amr: list[str] | None = None, acr: str | None = None) -> SsoSession:
+    """Sign ``account`` in: a new session id every time, replacing any session this browser had."""
+    from idp.oidc.claims import acr_for
+
+    previous = current_session()
+    if previous is not None:
+        end_session(previous.sid)
+    sso = create(account.id, amr=amr, acr=acr or acr_for(account))
+    _cache()["sso"] = sso
+    _set_cookie(sso.sid, settings().sso_session_lifetime)
+    return sso
+
+
+def add_client(sid: str, client_id: str) -> None:
+    """Remember that ``client_id`` received a code in this session (for logout)."""
+    store().sadd(_clients_key(sid), client_id, settings().sso_session_lifetime)
+
+
+def end_session(sid: str) -> set[str]:
+    """End the session everywhere; returns the clients that took part and announces it."""
+    data = store().get_json(_key(sid))
+    clients = store().smembers(_clients_key(sid))
+    store().delete(_key(sid), _clients_key(sid))
+    if request:
+        current = _cache().get("sso")
+        if current is not None and current.sid == sid:
+            _cache()["sso"] = None
+            _set_cookie("", 0)
+    session_ended.send(sid, client_ids=clients, account_id=data["account_id"] if data else None)
+    return clients
+
+
+def safe_next(next_url: str | None, default: str = "/") -> str:
+    """Only same-origin relative paths: never an open redirect."""
+    if not next_url:
+        return default
+    parts = urlsplit(next_url)
+    if parts.scheme or parts.netloc or not next_url.startswith("/") or next_url.startswith("//") \
+            or "\\" in next_url or any(ord(c) < 32 for c in next_url):
+        return default
+    return next_url
+
+
+def login_url(next_url: str, *, force: bool = False, login_hint: str | None = None) -> str:
+    """Where to send a person to sign in; afterwards the browser returns to ``next_url``."""
+    parts = urlsplit(next_url)
+    relative = parts.path + (f"?{parts.query}" if parts.query else "")
+    params: dict[str, str] = {"next": relative}
+    if force:
+        params["force"] = "1"
+    if login_hint:
+        params["login_hint"] = login_hint[:64]
+    return url_for("login.login") + "?" + urlencode(params)

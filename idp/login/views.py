@@ -1,0 +1,73 @@
+"""Hosted login, home and logout pages (R-L1, R-L4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+
+from idp.accounts import services as accounts
+from idp.errors import IdpError
+from idp.login import sessions
+from idp.login.forms import LoginForm, LogoutForm
+from idp.security import audit
+
+bp = Blueprint("login", __name__)
+
+
+@bp.before_app_request
+def _load_account() -> None:
+    """Make the signed-in account known to the locale selector and templates."""
+    if request.endpoint in (None, "static"):
+        return
+    sso = sessions.current_session()
+    g.account = accounts.get_account(sso.account_id) if sso else None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    next_url = sessions.safe_next(request.values.get("next"))
+    force = request.values.get("force") == "1"
+    sso = sessions.current_session()
+    if request.method == "GET":
+        if sso is not None and not force and g.account is not None and g.account.is_active:
+            return redirect(next_url)
+        form.next.data = next_url
+        form.force.data = "1" if force else ""
+        if request.args.get("login_hint"):
+            form.username.data = request.args["login_hint"][:64]
+        return render_template("login/login.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("login/login.html", form=form), 400
+    try:
+        account = accounts.authenticate(form.username.data, form.password.data, request.remote_addr)
+    except IdpError as exc:
+        if exc.status >= 500:
+            raise
+        headers = {"Retry-After": str(exc.data["retry_after"])} if "retry_after" in exc.data else {}
+        form.password.data = ""
+        return render_template("login/login.html", form=form, error=exc.message), exc.status, headers
+    sessions.start_session(account)
+    return redirect(next_url)
+
+
+@bp.get("/")
+def home() -> Any:
+    if g.account is None:
+        return render_template("login/login.html", form=LoginForm(formdata=None, next="/"))
+    return render_template("login/home.html", account=g.account, form=LogoutForm())
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    form = LogoutForm()
+    sso = sessions.current_session()
+    if request.method == "POST" and form.validate_on_submit():
+        if sso is not None:
+            sessions.end_session(sso.sid)
+            audit.record(audit.LOGOUT, actor=g.account.username if g.account else None)
+        return render_template("login/logged_out.html")
+    if sso is None:
+        return redirect(url_for("login.home"))
+    return render_template("login/logout.html", form=form)
