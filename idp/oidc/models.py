@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import time
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -52,6 +54,55 @@ class Client(TimestampMixin, db.Model):
         return hmac.compare_digest(self.client_secret_hash, hash_secret(client_secret))
 
 
+    # -- Authlib ClientMixin (authlib.oauth2.rfc6749.models) ------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        """None: every authorization request must name its registered redirect URI exactly."""
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string match only (no prefix, no extra path): open redirects start here."""
+        return redirect_uri in (self.redirect_uris or [])
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """The requested scopes this client is registered for; others are dropped (RFC 6749 §3.3)."""
+        if not scope:
+            return ""
+        allowed = set((self.scope or "").split())
+        return " ".join(s for s in dict.fromkeys(scope.split()) if s in allowed)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in (self.response_types or [])
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in (self.grant_types or [])
+
+    @property
+    def is_public(self) -> bool:
+        """A public client (browser or native app) holds no secret and must use PKCE."""
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        """Registration metadata in RFC 7591 / OIDC Registration names, as Authlib reads it."""
+        return {
+            "redirect_uris": list(self.redirect_uris or []),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris or []),
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+            "grant_types": list(self.grant_types or []),
+            "response_types": list(self.response_types or []),
+            "scope": self.scope,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "id_token_signed_response_alg": self.id_token_signed_response_alg,
+            "subject_type": self.subject_type,
+        }
+
+
 def hash_secret(secret: str) -> str:
     return "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
 
@@ -81,6 +132,45 @@ class Token(db.Model):
     # Set when the refresh token was exchanged (rotation) or revoked; presenting it again is reuse.
     refresh_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     refresh_used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+    # Which of the two tokens in this row was presented (set by the lookup, not stored):
+    # expiry and revocation answer for that one.
+    presented = "access_token"
+
+    # -- Authlib TokenMixin (authlib.oauth2.rfc6749.models) -------------------------------------
+    def check_client(self, client: Any) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    @property
+    def expires_at(self) -> int:
+        if self.presented == "refresh_token":
+            return self.refresh_expires_at or 0
+        return self.issued_at + self.expires_in
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= int(time.time())
+
+    def is_revoked(self) -> bool:
+        if self.presented == "refresh_token":
+            return self.refresh_revoked or self.refresh_used
+        return self.access_revoked
+
+    def get_user(self) -> Any:
+        if self.account_id is None:
+            return None
+        from idp.oidc.services import get_account
+
+        return get_account(self.account_id)
+
+    def get_client(self) -> Any:
+        return db.session.execute(db.select(Client).filter_by(client_id=self.client_id)).scalar_one_or_none()
 
 
 class Consent(db.Model):

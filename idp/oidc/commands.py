@@ -1,0 +1,59 @@
+"""``flask --app wsgi keys rotate|list|retire`` (issue 2 item 4): signing keys without a restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from idp.oidc.keys import UnknownKey
+from idp.security import audit
+
+keys_cli = AppGroup("keys", help="Manage the ID-token signing keys in keys/.")
+
+
+def _when(ts: int | None) -> str:
+    return "-" if not ts else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+@keys_cli.command("rotate")
+@click.option("--alg", type=click.Choice(["RS256", "ES256"]), multiple=True,
+              help="Only this algorithm (repeatable); default: every algorithm.")
+def rotate(alg: tuple[str, ...]) -> None:
+    """Add a new active key per algorithm; the previous one is retired but still published."""
+    store = current_app.extensions["idp.keys"]
+    for new_kid, old_kid in store.rotate(tuple(alg) or ("RS256", "ES256")):
+        audit.record(audit.KEY_ROTATED, actor="cli", kid=new_kid, retired_kid=old_kid)
+        click.echo(f"new active key {new_kid}" + (f" (retired {old_kid})" if old_kid else ""))
+
+
+@keys_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_keys(as_json: bool) -> None:
+    """Show every key: kid, algorithm, status, dates, and whether the JWKS still publishes it."""
+    store = current_app.extensions["idp.keys"]
+    published = {k.kid for k in store.published()}
+    rows = [{"kid": k.kid, "alg": k.alg, "status": k.status, "created_at": k.created_at,
+             "retired_at": k.retired_at, "published": k.kid in published} for k in store.all()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['kid']:<32} {r['alg']:<6} {r['status']:<8} created {_when(r['created_at'])} "
+                   f"retired {_when(r['retired_at'])} {'published' if r['published'] else 'unpublished'}")
+
+
+@keys_cli.command("retire")
+@click.argument("kid")
+def retire(kid: str) -> None:
+    """Retire one key now (a new active key replaces it if it was the last of its algorithm)."""
+    store = current_app.extensions["idp.keys"]
+    try:
+        store.retire(kid)
+    except UnknownKey as exc:
+        raise click.ClickException(f"no key with kid {kid}") from exc
+    audit.record(audit.KEY_RETIRED, actor="cli", kid=kid)
+    click.echo(f"retired {kid}")

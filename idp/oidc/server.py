@@ -1,0 +1,168 @@
+"""The per-app Authlib authorization server and resource protector (DESIGN rule 2).
+
+``build(app)`` wires Authlib's grants, extensions and endpoints to our storage hooks and keeps
+the result in ``app.extensions["idp.oauth"]`` / ``["idp.resource_protector"]``: nothing global
+that tests would have to reset. Endpoint classes here are Authlib's, with only their storage
+and policy hooks filled in: RFC 7009 revocation, RFC 7662 introspection, OIDC Core §5.3
+userinfo, RFC 9207 ``iss`` in authorization responses.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
+from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
+from flask import Flask, current_app, g
+
+from idp.extensions import settings
+from idp.oidc import claims, grants, services, subjects
+from idp.oidc.logout import EndSessionEndpoint
+
+
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's Flask server with our token storage and the RFC 9207 issuer helper."""
+
+    def add_issuer(self, response: Any) -> Any:
+        """Add ``iss`` to an authorization (error) redirect made outside ``create_authorization_response``."""
+        IssuerParameter().add_issuer_parameter(self, response)
+        return response
+
+
+class IssuerParameter(_IssuerParameter):
+    def get_issuer(self) -> str:
+        return settings().issuer
+
+
+def generate_bearer_token(grant_type: str, client: Any, user: Any = None, scope: str | None = None,
+                          expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+    """Opaque random tokens (RFC 6750); lifetimes from settings (access: 3600 s, as the ministry)."""
+    token: dict[str, Any] = {
+        "token_type": "Bearer",
+        "access_token": services.new_token(),
+        "expires_in": expires_in or settings().access_token_lifetime,
+    }
+    if scope:
+        token["scope"] = scope
+    if include_refresh_token:
+        token["refresh_token"] = services.new_token()
+    return token
+
+
+def save_token(token: dict[str, Any], request: Any) -> None:
+    """Store the hashes; the family, auth_time and sid follow the code or the refresh token."""
+    user = request.user
+    account_id = user.id if user is not None else None
+    if getattr(request, "authorization_code", None) is not None:
+        code = request.authorization_code
+        family_id, auth_time, sid = code.family_id, code.auth_time, code.sid
+    elif getattr(request, "refresh_token", None) is not None:
+        old = request.refresh_token
+        family_id, auth_time, sid = old.family_id, old.auth_time, old.sid
+    else:
+        family_id, auth_time, sid = secrets.token_urlsafe(16), None, None
+    services.save_token(token, request.client, account_id, family_id, auth_time, sid)
+
+
+class BearerTokenValidator(_BearerTokenValidator):
+    def authenticate_token(self, token_string: str) -> Any:
+        token = services.find_token(token_string, "access_token")
+        if token is None or token.presented != "access_token":
+            return None
+        if token.account_id is not None:
+            account = token.get_user()
+            if account is None or not account.is_active:
+                return None
+        return token
+
+
+class RevocationEndpoint(_RevocationEndpoint):
+    """RFC 7009. Public clients revoke their own tokens with just their client_id."""
+
+    CLIENT_AUTH_METHODS = grants.TOKEN_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return services.find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: Any, request: Any) -> None:
+        services.revoke_token(token)
+
+
+class IntrospectionEndpoint(_IntrospectionEndpoint):
+    """RFC 7662 for relying parties' resource servers: a client introspects its own tokens."""
+
+    CLIENT_AUTH_METHODS = grants.CONFIDENTIAL_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return services.find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: Any, client: Any, request: Any) -> bool:
+        return token.client_id == client.client_id
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "active": True,
+            "scope": token.scope,
+            "client_id": token.client_id,
+            "token_type": "Bearer" if token.presented == "access_token" else "refresh_token",
+            "exp": token.expires_at,
+            "iat": token.issued_at,
+            "iss": settings().issuer,
+            "aud": token.client_id,
+        }
+        if token.account_id is not None:
+            account = token.get_user()
+            if account is None or not account.is_active:
+                return {"active": False}
+            payload["sub"] = subjects.subject_for(token.get_client(), account)
+        return payload
+
+
+class UserInfoEndpoint(_UserInfoEndpoint):
+    """OIDC Core §5.3: the claims of the token's scopes, from the one table in ``claims.py``."""
+
+    def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
+        token = g.authlib_server_oauth2_token
+        return claims.claims_for(user, scope, subjects.subject_for(token.get_client(), user))
+
+    def get_issuer(self) -> str:
+        return settings().issuer
+
+    def resolve_private_key(self) -> Any:
+        return current_app.extensions["idp.keys"].signing_key("RS256").key
+
+
+def build(app: Flask) -> AuthorizationServer:
+    """Compose the server for one app and keep it (and the resource protector) in app.extensions."""
+    server = AuthorizationServer(query_client=services.get_client, save_token=save_token)
+    server.init_app(app)
+    server.register_token_generator("default", generate_bearer_token)
+    server.scopes_supported = None  # unknown scopes are dropped per client, not refused
+    server.register_client_auth_method("private_key_jwt", grants.PrivateKeyJWT())
+    server.register_grant(grants.AuthorizationCodeGrant,
+                          [grants.S256CodeChallenge(required=True), grants.OpenIDCode(require_nonce=False)])
+    server.register_grant(grants.RefreshTokenGrant)
+    server.register_grant(grants.ClientCredentialsGrant)
+    server.register_extension(IssuerParameter())
+
+    protector = ResourceProtector()
+    protector.register_token_validator(BearerTokenValidator())
+    server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
+    server.register_endpoint(EndSessionEndpoint)
+
+    app.extensions["idp.oauth"] = server
+    app.extensions["idp.resource_protector"] = protector
+    return server
+
+
+def oauth() -> AuthorizationServer:
+    """The running app's authorization server."""
+    return current_app.extensions["idp.oauth"]

@@ -1,0 +1,209 @@
+"""Rules behind the OIDC endpoints: codes, tokens and their families, consents (R-O1, R-L4).
+
+Authorization codes are short-lived protocol state, so they live in the store (any process
+may redeem them, exactly once, through ``getdel``). Access and refresh tokens are opaque
+random strings kept in the database only as SHA-256 hashes. Every token issued from one code
+shares a ``family_id`` with all its refreshes, so a replayed code or a reused refresh token
+(RFC 9700 §2.2.2, §4.14) revokes the whole family at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import update
+
+from idp.extensions import db, settings, store
+from idp.oidc.models import Client, Consent, Token
+from idp.security import audit
+
+CODE_KEY = "oidc:code:"
+CODE_USED_KEY = "oidc:code-used:"
+NONCE_KEY = "oidc:nonce:"
+
+
+def get_account(account_id: int) -> Any:
+    """The account, read through ``accounts.services`` (DESIGN: oidc never reads accounts directly)."""
+    try:
+        from idp.accounts.services import get_account as _get
+    except ImportError:  # pragma: no cover - the accounts service is written in parallel
+        from idp.accounts.models import Account
+
+        return db.session.get(Account, account_id)
+    return _get(account_id)
+
+
+def get_client(client_id: str | None) -> Client | None:
+    if not client_id:
+        return None
+    return db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
+
+
+def hash_token(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """256 random bits: unique even for two tokens in the same second for the same person."""
+    return secrets.token_urlsafe(32)
+
+
+# -- authorization codes ---------------------------------------------------------------------
+def save_code(code: str, data: dict[str, Any]) -> None:
+    lifetime = settings().code_lifetime
+    data = dict(data, exp=int(time.time()) + lifetime)
+    store().set_json(CODE_KEY + hash_token(code), data, lifetime)
+
+
+def redeem_code(code: str) -> dict[str, Any] | None:
+    """Take a code out of the store (exactly once across processes) or detect its replay.
+
+    The first redemption leaves a "used" marker naming the code's token family; a second
+    presentation finds the marker, revokes every token of that family and gets nothing.
+    """
+    key = hash_token(code)
+    data = store().getdel_json(CODE_KEY + key)
+    if data is None:
+        used = store().get(CODE_USED_KEY + key)
+        if used is not None:
+            family_id = used.decode()
+            revoke_family(family_id)
+            audit.record(audit.CODE_REPLAYED, family_id=family_id)
+        return None
+    store().set(CODE_USED_KEY + key, data["family_id"], settings().code_lifetime * 5)
+    if data.get("exp", 0) <= int(time.time()):
+        return None
+    return data
+
+
+def remember_nonce(client_id: str, nonce: str) -> None:
+    store().set(f"{NONCE_KEY}{client_id}:{hash_token(nonce)}", "1", settings().code_lifetime)
+
+
+def nonce_seen(client_id: str, nonce: str) -> bool:
+    return store().get(f"{NONCE_KEY}{client_id}:{hash_token(nonce)}") is not None
+
+
+# -- tokens ----------------------------------------------------------------------------------
+def save_token(token: dict[str, Any], client: Client, account_id: int | None, family_id: str,
+               auth_time: int | None = None, sid: str | None = None) -> Token:
+    now = int(time.time())
+    refresh = token.get("refresh_token")
+    row = Token(
+        client_id=client.client_id,
+        account_id=account_id,
+        family_id=family_id,
+        access_token_hash=hash_token(token["access_token"]),
+        refresh_token_hash=hash_token(refresh) if refresh else None,
+        scope=token.get("scope") or "",
+        issued_at=now,
+        expires_in=int(token["expires_in"]),
+        refresh_expires_at=now + settings().refresh_token_lifetime if refresh else None,
+        auth_time=auth_time,
+        sid=sid,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def find_token(value: str, hint: str | None = None) -> Token | None:
+    """Look a presented token up by its hash; ``presented`` says which of the pair it was."""
+    digest = hash_token(value)
+    order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
+    for kind in order:
+        column = Token.access_token_hash if kind == "access_token" else Token.refresh_token_hash
+        row = db.session.execute(db.select(Token).where(column == digest)).scalar_one_or_none()
+        if row is not None:
+            row.presented = kind
+            return row
+    return None
+
+
+def claim_refresh_token(token: Token) -> bool:
+    """Mark a refresh token used, atomically; False if it was already used or revoked."""
+    result = db.session.execute(
+        update(Token)
+        .where(Token.id == token.id, Token.refresh_used.is_(False), Token.refresh_revoked.is_(False))
+        .values(refresh_used=True)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def revoke_family(family_id: str) -> int:
+    """Revoke every access and refresh token of one family."""
+    result = db.session.execute(
+        update(Token).where(Token.family_id == family_id).values(access_revoked=True, refresh_revoked=True)
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+def revoke_token(token: Token) -> None:
+    """RFC 7009 §2.1: revoking a refresh token also revokes the access token issued with it."""
+    token.access_revoked = True
+    if token.presented == "refresh_token":
+        token.refresh_revoked = True
+    db.session.commit()
+    audit.record(audit.TOKEN_REVOKED, client_id=token.client_id, kind=token.presented,
+                 family_id=token.family_id)
+
+
+def revoke_client_tokens(account_id: int, client_id: str) -> int:
+    result = db.session.execute(
+        update(Token).where(Token.account_id == account_id, Token.client_id == client_id)
+        .values(access_revoked=True, refresh_revoked=True)
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+# -- consent ---------------------------------------------------------------------------------
+def _consent(account_id: int, client_id: str) -> Consent | None:
+    return db.session.execute(
+        db.select(Consent).filter_by(account_id=account_id, client_id=client_id)
+    ).scalar_one_or_none()
+
+
+def needs_consent(account_id: int, client: Client, scope: str) -> bool:
+    """Ask unless the client skips consent or every requested scope was granted before."""
+    if client.skip_consent:
+        return False
+    row = _consent(account_id, client.client_id)
+    granted = set(row.scope.split()) if row else set()
+    return not set(scope.split()) <= granted
+
+
+def grant_consent(account_id: int, client_id: str, scope: str) -> None:
+    """Remember the scopes granted (added to any granted before)."""
+    row = _consent(account_id, client_id)
+    if row is None:
+        row = Consent(account_id=account_id, client_id=client_id, scope="")
+        db.session.add(row)
+    granted = list(dict.fromkeys(row.scope.split() + scope.split()))
+    row.scope = " ".join(granted)
+    db.session.commit()
+    audit.record(audit.CONSENT_GRANTED, actor=str(account_id), client_id=client_id, scope=row.scope)
+
+
+def list_consents(account_id: int) -> list[tuple[Consent, Client | None]]:
+    rows = db.session.execute(
+        db.select(Consent).filter_by(account_id=account_id).order_by(Consent.granted_at.desc())
+    ).scalars()
+    return [(row, get_client(row.client_id)) for row in rows]
+
+
+def revoke_consent(account_id: int, client_id: str) -> bool:
+    """Forget the consent and revoke the client's tokens for this person."""
+    row = _consent(account_id, client_id)
+    if row is None:
+        return False
+    db.session.delete(row)
+    db.session.commit()
+    count = revoke_client_tokens(account_id, client_id)
+    audit.record(audit.CONSENT_REVOKED, actor=str(account_id), client_id=client_id, tokens_revoked=count)
+    return True

@@ -1,0 +1,39 @@
+"""Subject identifiers (OIDC Core §8): pairwise per sector by default, public per client (R-O2).
+
+A pairwise ``sub`` is HMAC-SHA256(subject_secret, sector ‖ account.public_id): two relying
+parties in different sectors cannot correlate a pupil, and nothing about the account (not
+even its row id) can be read back from it. The sector is the client's registered
+``sector_identifier`` or, failing that, the host of its first redirect URI (§8.1). A public
+``sub`` is the account's random ``public_id``, the same for every client that asks for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import urlsplit
+
+from idp.extensions import settings
+
+PAIRWISE = "pairwise"
+PUBLIC = "public"
+SUBJECT_TYPES_SUPPORTED = (PAIRWISE, PUBLIC)
+
+
+def sector_of(client: Any) -> str:
+    """The sector a pairwise subject is computed for."""
+    if client.sector_identifier:
+        return urlsplit(client.sector_identifier).hostname or client.sector_identifier
+    uris = client.redirect_uris or []
+    return (urlsplit(uris[0]).hostname or "") if uris else client.client_id
+
+
+def subject_for(client: Any, account: Any) -> str:
+    """The ``sub`` this client sees for this account."""
+    if client.subject_type == PUBLIC:
+        return account.public_id
+    msg = f"{sector_of(client)}|{account.public_id}".encode()
+    digest = hmac.new(settings().subject_secret.encode(), msg, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
