@@ -15,6 +15,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from idp.store import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 # Paths answered with JSON errors: machine clients, not people.
@@ -105,6 +107,11 @@ def init_app(app: Flask) -> None:
     def _idp_error(exc: IdpError):
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return _respond(exc.status, exc.code, exc.message, headers)
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_down(exc: StoreUnavailable):
+        log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
+        return _respond(503, ServiceUnavailable.code, ServiceUnavailable.message, {"Retry-After": "5"})
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):

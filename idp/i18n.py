@@ -8,6 +8,10 @@ run English-language browsers for pupils who read Chinese.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from flask import Flask, g, request, session
 
 from idp.extensions import settings
@@ -56,7 +60,37 @@ def select_locale() -> str:
     return settings().default_locale
 
 
+def compile_catalogues(directory: Path) -> None:
+    """Compile each ``messages.po`` whose ``.mo`` is missing or older, so a fresh clone shows
+    Chinese with no extra step (.mo files are build output, not committed). Written to a
+    temporary file and renamed, so parallel workers starting together never read half a file."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in directory.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as fh:
+            catalogue = read_po(fh)
+        fd, tmp = tempfile.mkstemp(dir=po.parent, suffix=".mo.tmp")
+        with os.fdopen(fd, "wb") as out:
+            write_mo(out, catalogue)
+        os.replace(tmp, mo)
+
+
 def init_app(app: Flask) -> None:
+    compile_catalogues(Path(app.root_path) / "translations")
+
+    @app.before_request
+    def _fresh_request_caches() -> None:
+        # Flask-Babel and Flask-WTF cache per-request values on the app context; when one app
+        # context spans several requests (the test suite, CLI tools) they must not leak across.
+        from flask_babel import refresh
+
+        refresh()
+        g.pop("csrf_token", None)
+
     @app.context_processor
     def _locale_context() -> dict:
         from flask_babel import get_locale
