@@ -105,7 +105,11 @@ def _respond(status: int, code: str, message: Any, headers: dict[str, str] | Non
 def init_app(app: Flask) -> None:
     @app.errorhandler(IdpError)
     def _idp_error(exc: IdpError):
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, ServiceUnavailable):
+            headers = {"Retry-After": "5"}
         return _respond(exc.status, exc.code, exc.message, headers)
 
     @app.errorhandler(StoreUnavailable)

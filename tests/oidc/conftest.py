@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-
-try:
-    importlib.import_module("idp.login.sessions")
-except ImportError:  # the login package has not landed yet: use the stand-in with the same interface
-    import _sessions_standin
-
-    sys.modules["idp.login.sessions"] = _sessions_standin
-    import idp.login
-
-    idp.login.sessions = _sessions_standin
-
 from oidc_helpers import PUBLIC_REDIRECT, REDIRECT, SECRET
 
 from idp.accounts.models import Account

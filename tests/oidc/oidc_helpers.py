@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,16 +19,14 @@ SECRET = "rp-secret-" + "x" * 30
 
 
 def sign_in(browser, account: Account, auth_time: int | None = None) -> str:
-    """Give the test browser an SSO session for ``account``; return its sid."""
+    """Give the test browser an SSO session for ``account`` (as the login page would); return its sid."""
     from flask import current_app
 
-    sessions = importlib.import_module("idp.login.sessions")
-    settings = current_app.extensions["idp.settings"]
-    if hasattr(sessions, "create"):
-        sso = sessions.create(account.id, auth_time)
-        browser.set_cookie(settings.sso_cookie_name, sso.sid, domain="localhost")
-        return sso.sid
-    raise RuntimeError("sign_in: adapt to idp.login.sessions' way of creating a session")
+    from idp.login import sessions
+
+    sso = sessions.create(account.id, auth_time)
+    browser.set_cookie(current_app.extensions["idp.settings"].sso_cookie_name, sso.sid, domain="localhost")
+    return sso.sid
 
 
 def pkce() -> tuple[str, str]:

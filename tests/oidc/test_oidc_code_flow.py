@@ -8,7 +8,18 @@ from urllib.parse import unquote
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from oidc_helpers import REDIRECT, SECRET, authorize_params, basic, get_code, query, redeem, sign_in
+from oidc_helpers import (
+    REDIRECT,
+    SECRET,
+    Flow,
+    authorize_params,
+    basic,
+    csrf_token_from,
+    get_code,
+    query,
+    redeem,
+    sign_in,
+)
 
 from idp.extensions import store
 from idp.oidc import services
@@ -282,3 +293,25 @@ def test_unknown_client_with_prompt_none_still_gets_a_page(client) -> None:
     resp = client.get("/oauth/authorize", query_string={"response_type": "code", "client_id": "ghost",
                                                         "redirect_uri": REDIRECT, "prompt": "none"})
     assert resp.status_code == 400 and "Location" not in resp.headers
+
+
+def test_whole_sign_in_through_the_hosted_login_page(client, rp, account) -> None:
+    """R-O1, R-L1: authorize → login page → back to authorize → consent → code → tokens, as a browser does."""
+    params, verifier = authorize_params(rp)
+    resp = client.get("/oauth/authorize", query_string=params)
+    assert resp.status_code == 302
+    login_page = client.get(resp.headers["Location"])
+    assert login_page.status_code == 200
+    html = login_page.get_data(as_text=True)
+    next_url = query(resp.headers["Location"])["next"]
+    resp = client.post("/login", data={"csrf_token": csrf_token_from(html), "username": "student1",
+                                       "password": "correct horse", "next": next_url, "force": ""})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
+    consent = client.get(resp.headers["Location"])
+    assert consent.status_code == 200 and rp.name in consent.get_data(as_text=True)
+    resp = client.post("/oauth/authorize", query_string=params,
+                       data={"csrf_token": csrf_token_from(consent.get_data(as_text=True)), "allow": "y"})
+    got = query(resp.headers["Location"])
+    assert got["state"] == params["state"] and got["iss"] == "http://localhost"
+    tokens = redeem(client, rp, Flow(got["code"], verifier, params["nonce"], params)).get_json()
+    assert tokens["id_token"]
