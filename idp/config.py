@@ -35,6 +35,7 @@ class Settings:
     subject_secret: str
     database_url: str
     redis_url: str
+    trusted_proxies: int
     store_prefix: str
     keys_dir: str
     access_token_lifetime: int

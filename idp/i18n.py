@@ -60,6 +60,16 @@ def select_locale() -> str:
     return settings().default_locale
 
 
+def lang_url(tag: str) -> str:
+    """This page in another language: the same path and query (a sign-in request keeps all its
+    parameters), with ``lang`` replaced and any ``ui_locales`` dropped so the choice wins."""
+    from urllib.parse import urlencode
+
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("lang", "ui_locales")]
+    args.append(("lang", tag))
+    return f"{request.path}?{urlencode(args)}"
+
+
 def compile_catalogues(directory: Path) -> None:
     """Compile each ``messages.po`` whose ``.mo`` is missing or older, so a fresh clone shows
     Chinese with no extra step (.mo files are build output, not committed). Written to a
@@ -96,4 +106,4 @@ def init_app(app: Flask) -> None:
         from flask_babel import get_locale
 
         loc = get_locale()
-        return {"html_lang": "zh-Hant-TW" if loc and loc.language == "zh" else "en"}
+        return {"html_lang": "zh-Hant-TW" if loc and loc.language == "zh" else "en", "lang_url": lang_url}
