@@ -8,6 +8,7 @@ run English-language browsers for pupils who read Chinese.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -83,10 +84,13 @@ def compile_catalogues(directory: Path) -> None:
             continue
         with po.open("rb") as fh:
             catalogue = read_po(fh)
-        fd, tmp = tempfile.mkstemp(dir=po.parent, suffix=".mo.tmp")
-        with os.fdopen(fd, "wb") as out:
-            write_mo(out, catalogue)
-        os.replace(tmp, mo)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=po.parent, suffix=".mo.tmp")
+            with os.fdopen(fd, "wb") as out:
+                write_mo(out, catalogue)
+            os.replace(tmp, mo)
+        except OSError as exc:  # a read-only install: serve what is there rather than not start
+            logging.getLogger(__name__).warning("cannot compile %s: %s", po, exc)
 
 
 def init_app(app: Flask) -> None:

@@ -9,10 +9,25 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import BACKEND, PG_URL, ensure_database
 
 from idp import create_app
 from idp.extensions import db
+
+
+def _root_conftest():
+    """tests/conftest.py by path: the module name ``conftest`` belongs to whichever conftest pytest imported
+    last (tests/oidc/, tests/e2e/, ...), so ``from conftest import`` breaks in a whole-suite run."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("idp_tests_root_conftest", Path(__file__).with_name("conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_root = _root_conftest()
+BACKEND, PG_URL, ensure_database = _root.BACKEND, _root.PG_URL, _root.ensure_database
 
 
 @pytest.fixture

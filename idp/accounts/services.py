@@ -18,7 +18,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from idp.accounts.models import Account
-from idp.errors import IdpError
+from idp.errors import IdpError, RateLimited
 from idp.extensions import db, settings
 from idp.security import audit, ratelimit
 
@@ -129,20 +129,26 @@ def authenticate(username: str, password: str, ip: str | None) -> Account:
 
     Limits are checked before the (deliberately slow) hash and counted only on failure, so a
     person who types correctly is never slowed by others' failures on their IP beyond the limit.
+    Counters are keyed on the normalised name (``Student1`` and ``student1`` share one), while
+    audit rows keep the name as typed (never the password), which is what an investigator needs.
     """
     name = normalise_username(username)
+    typed = (username or "").strip()[:64]
     ip = ip or "unknown"
     try:
         ratelimit.check(ratelimit.login_ip(), ip)
         ratelimit.check(ratelimit.login_account(), name)
-    except IdpError as exc:
-        if exc.status == 429:
-            audit.record(audit.LOGIN_LOCKED, actor=name, reason="rate_limited")
-        raise
+    except RateLimited as exc:
+        audit.record(audit.LOGIN_LOCKED, actor=typed, reason="rate_limited")
+        minutes = max(1, -(-exc.retry_after // 60))
+        raise RateLimited(exc.retry_after, _l("Too many failed sign-in attempts. Please try again in "
+                                              "%(minutes)d minutes.", minutes=minutes)) from None
     account = get_account_by_username(name) if name else None
     ok = False
     hasher = _hasher()
     try:
+        # Unknown accounts are checked against a dummy hash: the same work, so the response
+        # time does not reveal whether the account exists.
         ok = hasher.verify(account.password_hash if account and account.password_hash else _dummy_hash(),
                            password or "")
     except (VerificationError, InvalidHashError):
@@ -150,17 +156,17 @@ def authenticate(username: str, password: str, ip: str | None) -> Account:
     if not ok or account is None:
         locked = ratelimit.count_failure(ratelimit.login_account(), name)
         ratelimit.count_failure(ratelimit.login_ip(), ip)
-        audit.record(audit.LOGIN_FAILURE, actor=name, reason="bad_credentials")
+        audit.record(audit.LOGIN_FAILURE, actor=typed, reason="bad_credentials")
         if locked:
-            audit.record(audit.LOGIN_LOCKED, actor=name, reason="too_many_failures")
+            audit.record(audit.LOGIN_LOCKED, actor=typed, reason="too_many_failures")
         raise InvalidCredentials()
     if not account.is_active:
-        audit.record(audit.LOGIN_FAILURE, actor=name, reason="disabled")
+        audit.record(audit.LOGIN_FAILURE, actor=typed, reason="disabled", account_id=account.id)
         raise AccountDisabled()
     ratelimit.clear(ratelimit.login_account(), name)
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
-        audit.record(audit.PASSWORD_REHASHED, actor=name, commit=False)
+        audit.record(audit.PASSWORD_REHASHED, actor=typed, account_id=account.id, commit=False)
     account.last_login_at = dt.datetime.now(dt.UTC)
-    audit.record(audit.LOGIN_SUCCESS, actor=name, account_id=account.id)
+    audit.record(audit.LOGIN_SUCCESS, actor=typed, account_id=account.id)
     return account

@@ -9,6 +9,7 @@ for back-channel logout to the relying parties that took part.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,11 +17,22 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from blinker import Namespace
-from flask import Response, after_this_request, request, url_for
+from flask import Response, after_this_request, has_request_context, request, url_for
 
 from idp.extensions import settings, store
 
 session_ended = Namespace().signal("session_ended")
+
+# Authentication context classes (OIDC Core §2 ``acr``) a password sign-in reaches. The same
+# strings are in ``idp.oidc.claims`` (a test keeps them equal); defined here too so that the
+# login package does not depend on the OIDC package.
+ACR_CLOUD = "urn:tw:edu:sso:acr:cloud"
+ACR_MEMBER = "urn:tw:edu:sso:acr:member"
+
+
+def acr_for(account: Any) -> str:
+    """Real-name cloud accounts reach ``ACR_CLOUD``; general members ``ACR_MEMBER`` (R-A3)."""
+    return ACR_CLOUD if getattr(account, "kind", None) == "cloud" else ACR_MEMBER
 
 
 @dataclass
@@ -34,12 +46,15 @@ class SsoSession:
     acr: str = ""
 
 
+_SID_RE = re.compile(r"[A-Za-z0-9_-]{20,100}")
+
+
 def _key(sid: str) -> str:
     return f"sso:{sid}"
 
 
 def _clients_key(sid: str) -> str:
-    return f"sso-clients:{sid}"
+    return f"sso:{sid}:clients"
 
 
 def _cache() -> dict[str, Any]:
@@ -57,18 +72,36 @@ def current_session() -> SsoSession | None:
     if "sso" in cache:
         return cache["sso"]
     sid = request.cookies.get(settings().sso_cookie_name)
-    data = store().get_json(_key(sid)) if sid and len(sid) < 100 else None
+    # Only ids we could have issued are looked up: a forged cookie such as ``<sid>:clients``
+    # must not reach another key of the store.
+    data = store().get_json(_key(sid)) if sid and _SID_RE.fullmatch(sid) else None
     sso = cache["sso"] = SsoSession(**data) if data else None
     return sso
 
 
-def _set_cookie(value: str, max_age: int) -> None:
+def _set_cookie(value: str | None) -> None:
+    """Queue the SSO cookie for this response (``None`` deletes it); the last call wins, so a
+    sign-in that replaces a session sends one Set-Cookie, not a deletion and a new value.
+
+    A browser-session cookie (no Max-Age): on a shared school computer, closing the browser
+    forgets it; the store entry's TTL (``sso_session_lifetime``) bounds it in any case.
+    """
+    cache = _cache()
+    first = "cookie" not in cache
+    cache["cookie"] = value
+    if not first:
+        return
     s = settings()
 
     @after_this_request
     def _cookie(resp: Response) -> Response:
-        resp.set_cookie(s.sso_cookie_name, value, max_age=max_age, path="/", secure=s.secure_cookies,
-                        httponly=True, samesite="Lax")
+        final = cache["cookie"]
+        if final is None:
+            resp.delete_cookie(s.sso_cookie_name, path="/", secure=s.secure_cookies, httponly=True,
+                               samesite="Lax")
+        else:
+            resp.set_cookie(s.sso_cookie_name, final, path="/", secure=s.secure_cookies, httponly=True,
+                            samesite="Lax")
         return resp
 
 
@@ -82,15 +115,19 @@ def create(account_id: int, auth_time: int | None = None, *, amr: list[str] | No
 
 
 def start_session(account: Any, amr: list[str] | None = None, acr: str | None = None) -> SsoSession:
-    """Sign ``account`` in: a new session id every time, replacing any session this browser had."""
-    from idp.oidc.claims import acr_for
+    """Sign ``account`` in: a new session id every time, replacing any session this browser had.
 
+    The replaced session is ended like a logout (its relying parties are told through
+    ``session_ended``): a relying party must never keep a session whose ``sid`` no longer
+    exists here, and a different person signing in on a shared school computer must not
+    inherit the previous person's apps.
+    """
     previous = current_session()
     if previous is not None:
         end_session(previous.sid)
     sso = create(account.id, amr=amr, acr=acr or acr_for(account))
     _cache()["sso"] = sso
-    _set_cookie(sso.sid, settings().sso_session_lifetime)
+    _set_cookie(sso.sid)
     return sso
 
 
@@ -104,11 +141,11 @@ def end_session(sid: str) -> set[str]:
     data = store().get_json(_key(sid))
     clients = store().smembers(_clients_key(sid))
     store().delete(_key(sid), _clients_key(sid))
-    if request:
+    if has_request_context():
         current = _cache().get("sso")
         if current is not None and current.sid == sid:
             _cache()["sso"] = None
-            _set_cookie("", 0)
+            _set_cookie(None)
     session_ended.send(sid, client_ids=clients, account_id=data["account_id"] if data else None)
     return clients
 

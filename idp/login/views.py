@@ -21,7 +21,9 @@ def _load_account() -> None:
     if request.endpoint in (None, "static"):
         return
     sso = sessions.current_session()
-    g.account = accounts.get_account(sso.account_id) if sso else None
+    account = accounts.get_account(sso.account_id) if sso else None
+    # An account disabled while its session was live counts as signed out from then on.
+    g.account = account if account is not None and account.is_active else None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -31,12 +33,15 @@ def login() -> Any:
     force = request.values.get("force") == "1"
     sso = sessions.current_session()
     if request.method == "GET":
-        if sso is not None and not force and g.account is not None and g.account.is_active:
+        if sso is not None and not force and g.account is not None:
             return redirect(next_url)
         form.next.data = next_url
         form.force.data = "1" if force else ""
         if request.args.get("login_hint"):
             form.username.data = request.args["login_hint"][:64]
+        elif force and g.account is not None:
+            # Re-authentication (prompt=login, max_age): the same person confirms the password.
+            form.username.data = g.account.username
         return render_template("login/login.html", form=form)
     if not form.validate_on_submit():
         return render_template("login/login.html", form=form), 400

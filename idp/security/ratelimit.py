@@ -4,10 +4,19 @@ Built on the ``limits`` library (fixed windows) with Redis storage when the serv
 (every process sees the same counters) and memory storage on the embedded default. Limits
 are named for the action, e.g. ``login.account`` and ``login.ip``.
 
+Why ``limits`` rather than counters in ``idp.extensions.store()``: it is what DESIGN rule 6
+names, its Redis and memory storages behave the same (atomic increment + expiry), and its
+window statistics give the exact ``Retry-After``, so there is no window arithmetic of our own
+to get wrong. Its keys live under ``<store_prefix>limits`` in the same Redis as the store.
+Its storage errors are wrapped (``wrap_exceptions``) and handled by the store-down policy below.
+
 When Redis cannot be reached the behaviour is the setting ``rate_limit_when_store_down``:
 ``closed`` (default) refuses the attempt with 503, because an attacker who can take the
 store down must not thereby get unlimited password guesses; ``open`` lets it through and
-logs a warning, for deployments that prefer availability.
+logs a warning, for deployments that prefer availability. (A password sign-in also needs the
+store for its SSO session, so with the one Redis down it ends in a 503 either way; the policy
+decides whether the limiter itself refuses, which matters for actions that need no other
+store state.)
 """
 
 from __future__ import annotations

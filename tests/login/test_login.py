@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD, csrf_token, login
+from login_helpers import PASSWORD, csrf_token, login
 
 from idp import create_app
 from idp.accounts.models import Account
@@ -28,13 +28,18 @@ def test_login_sets_hardened_cookie_and_rotates_session(client, student) -> None
     resp = login(client, "Student1", PASSWORD)
     assert resp.status_code == 302 and resp.headers["Location"] == "/"
     cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("idp_sso="))
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age" not in cookie  # gone with the browser
     first = client.get_cookie("idp_sso").value
     assert "王小明" in client.get("/").get_data(as_text=True)
     token = csrf_token(client, "/login?force=1")
-    client.post("/login", data={"username": "student1", "password": PASSWORD, "force": "1", "csrf_token": token})
+    again = client.post("/login", data={"username": "student1", "password": PASSWORD, "force": "1",
+                                        "csrf_token": token})
+    assert len([c for c in again.headers.getlist("Set-Cookie") if c.startswith("idp_sso=")]) == 1
     assert client.get_cookie("idp_sso").value != first
-    assert [e.actor for e in events("login.success")] == ["student1", "student1"]
+    replay = client.application.test_client()
+    replay.set_cookie("idp_sso", first, domain="localhost")
+    assert "王小明" not in replay.get("/").get_data(as_text=True)  # the old id is dead, not just replaced
+    assert [e.actor for e in events("login.success")] == ["Student1", "student1"]  # as typed
 
 
 def test_cookie_is_secure_outside_loopback(app_config) -> None:
@@ -130,3 +135,145 @@ def test_logout_ends_the_session_for_every_process(client, student, app_config) 
         with other.app_context():
             assert "王小明" not in other_client.get("/").get_data(as_text=True)
     assert events("logout")
+
+
+def test_sso_cookie_is_secure_on_a_public_https_issuer(app_config, student) -> None:
+    """R-L1, R-N3: outside loopback the SSO cookie a login sets carries Secure, HttpOnly, SameSite=Lax."""
+    app = create_app({**app_config, "issuer": "https://sso.example.edu.tw"})
+    client = app.test_client()
+    with app.app_context():
+        resp = login(client, "student1", PASSWORD)
+        app.extensions["idp.store"].flush()
+    assert resp.status_code == 302
+    cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("idp_sso="))
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+
+
+def test_login_hint_prefills_the_account(client) -> None:
+    """R-L1: a relying party's login_hint fills in the account field."""
+    html = client.get("/login?login_hint=student1").get_data(as_text=True)
+    assert 'value="student1"' in html
+
+
+def test_live_session_skips_the_form_unless_forced(client, student) -> None:
+    """R-L1: with a live session the login page goes straight on; `force` asks for the password again."""
+    login(client, "student1", PASSWORD)
+    resp = client.get("/login?next=/account/apps")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/account/apps"
+    forced = client.get("/login?next=/account/apps&force=1")
+    assert forced.status_code == 200 and 'type="password"' in forced.get_data(as_text=True)
+
+
+def test_login_url_keeps_only_a_relative_next(app) -> None:
+    """R-N3: login_url sends the browser back to the same site only, carrying force and login_hint."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from idp.login.sessions import login_url
+
+    with app.test_request_context("/oauth/authorize"):
+        url = login_url("http://localhost/oauth/authorize?client_id=a&prompt=login", force=True,
+                        login_hint="student1")
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert parts.path == "/login" and not parts.netloc
+    assert query == {"next": ["/oauth/authorize?client_id=a&prompt=login"], "force": ["1"],
+                     "login_hint": ["student1"]}
+
+
+def test_lockout_message_says_how_long_and_counts_name_variants(client, student, app) -> None:
+    """R-N3: case variants of one account share its failure counter; the locked page says when to retry."""
+    limit = app.extensions["idp.settings"].login_failures_per_account
+    for n in range(limit):
+        login(client, "STUDENT1" if n % 2 else "student1", "wrong-password")
+    resp = login(client, "Student1", PASSWORD)
+    assert resp.status_code == 429
+    html = resp.get_data(as_text=True)
+    assert "登入失敗次數過多" in html and "分鐘" in html
+    assert client.get_cookie("idp_sso") is None
+
+
+def test_success_clears_the_account_counter(client, student, app) -> None:
+    """R-N3: a correct password before the limit resets the account's failure count."""
+    limit = app.extensions["idp.settings"].login_failures_per_account
+    for _ in range(limit - 1):
+        login(client, "student1", "wrong-password")
+    assert login(client, "student1", PASSWORD).status_code == 302
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/logout")})
+    for _ in range(limit - 1):
+        assert login(client, "student1", "wrong-password").status_code == 401
+    assert login(client, "student1", PASSWORD).status_code == 302
+
+
+def test_logout_page_asks_before_signing_out(client, student) -> None:
+    """R-L4: GET /logout shows a confirm button and does not end the session by itself."""
+    login(client, "student1", PASSWORD)
+    page = client.get("/logout")
+    assert page.status_code == 200 and "登出" in page.get_data(as_text=True)
+    assert "王小明" in client.get("/").get_data(as_text=True)
+
+
+def test_end_session_announces_the_apps_that_took_part(client, student, app) -> None:
+    """R-L4: ending a session returns and signals the clients that used it (for back-channel logout)."""
+    from idp.login import sessions
+
+    login(client, "student1", PASSWORD)
+    sid = client.get_cookie("idp_sso").value
+    heard: list[dict] = []
+
+    def listener(sender, **kw):
+        heard.append({"sid": sender, **kw})
+
+    with app.test_request_context():
+        sessions.add_client(sid, "app-one")
+        sessions.add_client(sid, "app-two")
+        with sessions.session_ended.connected_to(listener):
+            ended = sessions.end_session(sid)
+    assert ended == {"app-one", "app-two"}
+    assert heard == [{"sid": sid, "client_ids": {"app-one", "app-two"}, "account_id": student.id}]
+    assert "王小明" not in client.get("/").get_data(as_text=True)
+
+
+def test_account_disabled_during_a_session_is_signed_out(client, student) -> None:
+    """R-C6, R-L1: once an account is disabled its live session no longer counts as signed in."""
+    login(client, "student1", PASSWORD)
+    student.status = "disabled"
+    db.session.commit()
+    html = client.get("/").get_data(as_text=True)
+    assert "王小明" not in html and 'type="password"' in html
+    assert client.get("/login?next=/account/apps").status_code == 200
+
+
+def test_session_records_how_and_at_what_level(client, student, app) -> None:
+    """R-A3, R-L1: a password login of a cloud account records amr=pwd and the cloud acr the OIDC side uses."""
+    from idp.login import sessions
+    from idp.oidc import claims
+
+    assert (sessions.ACR_CLOUD, sessions.ACR_MEMBER) == (claims.ACR_CLOUD, claims.ACR_MEMBER)
+    login(client, "student1", PASSWORD)
+    sid = client.get_cookie("idp_sso").value
+    with app.test_request_context(headers={"Cookie": f"idp_sso={sid}"}):
+        sso = sessions.current_session()
+    assert sso is not None and sso.account_id == student.id
+    assert sso.amr == ["pwd"] and sso.acr == "urn:tw:edu:sso:acr:cloud"
+
+
+def test_forced_login_asks_the_same_person_for_the_password(client, student) -> None:
+    """R-L1: re-authentication pre-fills the signed-in account and asks only for the password."""
+    login(client, "student1", PASSWORD)
+    html = client.get("/login?force=1&next=/account/apps").get_data(as_text=True)
+    assert 'value="student1"' in html and 'type="password"' in html
+
+
+def test_forged_session_cookie_is_just_signed_out(client, student) -> None:
+    """R-N3: a cookie naming another store key (``<sid>:clients``) or junk is treated as no session."""
+    login(client, "student1", PASSWORD)
+    sid = client.get_cookie("idp_sso").value
+    from idp.login import sessions
+
+    with client.application.test_request_context():
+        sessions.add_client(sid, "app-one")
+    for forged in (f"{sid}:clients", "x" * 500, "../../etc"):
+        other = client.application.test_client()
+        other.set_cookie("idp_sso", forged, domain="localhost")
+        resp = other.get("/")
+        assert resp.status_code == 200 and 'type="password"' in resp.get_data(as_text=True)
