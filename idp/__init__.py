@@ -22,6 +22,8 @@ from idp.store import make_store
 PACKAGES = (
     "idp.security",
     "idp.accounts",
+    "idp.identity",
+    "idp.sources",
     "idp.oidc",
     "idp.login",
     "idp.admin",

@@ -59,6 +59,10 @@ class Settings:
     support_phone: str
     support_email: str
     support_hours: str
+    identity_index_key: str
+    identity_encryption_keys: str
+    identity_current_key_id: str
+    sources_file: str
 
     @property
     def is_production(self) -> bool:
@@ -76,7 +80,7 @@ class Settings:
     def public(self) -> dict[str, Any]:
         """The settings with secrets masked, for ``flask config show`` and diagnostics."""
         out = dataclasses.asdict(self)
-        for key in ("secret_key", "subject_secret"):
+        for key in ("secret_key", "subject_secret", "identity_index_key", "identity_encryption_keys"):
             out[key] = "***"
         for key in ("database_url", "redis_url"):
             out[key] = _mask_url_password(out[key])
@@ -208,6 +212,7 @@ def validate(s: Settings) -> None:
         raise ConfigError("setting 'default_locale' must be one of 'locales'")
     if s.argon2_memory_cost < 1024 or s.argon2_time_cost < 1 or s.argon2_parallelism < 1:
         raise ConfigError("argon2 settings too small")
+    _validate_identity_keys(s)
     if s.is_production:
         if INSECURE_MARKER in s.secret_key or len(s.secret_key) < 32:
             raise ConfigError("production needs IDP_SECRET_KEY: at least 32 random characters, not the default")
@@ -221,3 +226,27 @@ def validate(s: Settings) -> None:
             raise ConfigError("production needs IDP_REDIS_URL: several processes must share one store")
         if s.database_url.startswith("sqlite"):
             raise ConfigError("production needs IDP_DATABASE_URL pointing at PostgreSQL, not SQLite")
+        if INSECURE_MARKER in s.identity_index_key or len(s.identity_index_key) < 32:
+            raise ConfigError("production needs IDP_IDENTITY_INDEX_KEY: base64 of 32 random bytes, not the default")
+        if INSECURE_MARKER in s.identity_encryption_keys:
+            raise ConfigError("production needs IDP_IDENTITY_ENCRYPTION_KEYS (kid:base64 of 32 random bytes, ...)")
+
+
+def _validate_identity_keys(s: Settings) -> None:
+    """Encryption keys: ``kid:base64`` pairs of 32 bytes, the current key id among them."""
+    import base64
+    import binascii
+
+    kids = set()
+    for part in filter(None, (p.strip() for p in s.identity_encryption_keys.split(","))):
+        kid, sep, b64 = part.partition(":")
+        try:
+            ok = bool(sep) and len(base64.b64decode(b64.strip(), validate=True)) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(
+                "setting 'identity_encryption_keys' must be 'kid:base64(32 bytes)' pairs, comma-separated")
+        kids.add(kid.strip())
+    if s.identity_current_key_id not in kids:
+        raise ConfigError("setting 'identity_current_key_id' must name one of 'identity_encryption_keys'")

@@ -1,0 +1,146 @@
+"""The one interface every trusted source implements, and the neutral records it returns (R-S1).
+
+Adapters map each source's own field names onto ``PersonRecord``; nothing downstream knows a
+source's format. A record carries a ``NationalId`` (masked when printed), never a bare string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import requests
+
+from idp.identity.nationalid import NationalId
+
+
+@dataclass(frozen=True)
+class AffiliationRecord:
+    school_code: str
+    role: str  # 學生 / 教師 / 職員
+    title: str | None = None  # e.g. 校長, 導師
+    grade: int | None = None
+    class_no: str | None = None
+    class_name: str | None = None
+    academic_year: int | None = None
+    semester: int | None = None
+    active: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """What one source says about one person. ``birth_date`` or only ``birth_month_day`` ("MMDD")."""
+
+    source: str
+    national_id: NationalId
+    name: str
+    birth_date: dt.date | None = None
+    birth_month_day: str | None = None
+    affiliations: tuple[AffiliationRecord, ...] = field(default_factory=tuple)
+
+    @property
+    def month_day(self) -> str | None:
+        return self.birth_date.strftime("%m%d") if self.birth_date else self.birth_month_day
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """A trusted source. ``changes`` pages through the source's change feed from an opaque cursor."""
+
+    name: str
+
+    def lookup(self, blind_index: str) -> list[PersonRecord]: ...
+
+    def list_school(self, school_code: str) -> Iterable[PersonRecord]: ...
+
+    def changes(self, cursor: str) -> tuple[list[PersonRecord], str]: ...
+
+
+class SourceError(RuntimeError):
+    """A source could not be read (HTTP error, bad file); the message never holds personal data."""
+
+
+class HttpFeed:
+    """Common plumbing: a feed over HTTP(S) with a bearer token, or a dropped file.
+
+    The feed protocol the adapters expect: ``GET {url}/changes?cursor=C&limit=N`` → records plus the
+    next cursor; ``GET {url}/schools/{code}`` → that school's records. A source's own raw field names
+    are mapped by the adapter's ``to_record``.
+    """
+
+    name: str = "feed"
+    batch_size: int = 5000
+
+    def __init__(self, name: str | None = None, url: str = "", token: str | None = None, token_env: str = "",
+                 file: str = "", timeout: float = 30.0, batch_size: int | None = None, **options: Any) -> None:
+        self.name = name or self.name
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else (os.environ.get(token_env, "") if token_env else "")
+        self.file = file
+        self.timeout = timeout
+        self.batch_size = batch_size or self.batch_size
+        self.options = options
+        self._session = requests.Session()
+
+    def _get(self, path: str, **params: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            resp = self._session.get(f"{self.url}{path}", params=params, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise SourceError(f"source {self.name}: cannot reach the feed ({type(exc).__name__})") from exc
+        if resp.status_code != 200:
+            raise SourceError(f"source {self.name}: feed answered HTTP {resp.status_code}")
+        return resp
+
+    def lookup(self, blind_index: str) -> list[PersonRecord]:
+        """Sources are keyed by the clear number, so look-ups by blind index use the synced mirror."""
+        from idp.sources.resolver import mirrored_records
+
+        return mirrored_records(self.name, blind_index)
+
+    def to_record(self, raw: dict[str, Any]) -> PersonRecord:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _records(self, raws: Iterable[dict[str, Any]]) -> list[PersonRecord]:
+        return [self.to_record(r) for r in raws]
+
+    def list_school(self, school_code: str) -> Iterable[PersonRecord]:
+        return self._records(self._get(f"/schools/{school_code}").json()["records"])
+
+    def changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+        if self.file:
+            return self._file_changes(cursor)
+        data = self._get("/changes", cursor=cursor, limit=self.batch_size).json()
+        return self._records(data["records"]), str(data["next_cursor"])
+
+    def _file_changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+        """A dropped JSON file (a list of raw records): the cursor is the offset read up to."""
+        import json
+
+        with open(self.file, encoding="utf-8") as fh:
+            raws = json.load(fh)
+        start = int(cursor or 0)
+        chunk = raws[start:start + self.batch_size]
+        return self._records(chunk), str(start + len(chunk))
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """YYYY-MM-DD, YYYYMMDD or ROC YYY/MM/DD / YYYMMDD → date; empty → None."""
+    if not text:
+        return None
+    t = text.strip().replace("/", "-")
+    if "-" in t:
+        y, m, d = (int(p) for p in t.split("-"))
+    elif len(t) == 8:
+        y, m, d = int(t[:4]), int(t[4:6]), int(t[6:])
+    else:
+        y, m, d = int(t[:-4]), int(t[-4:-2]), int(t[-2:])
+    if y < 1000:
+        y += 1911
+    return dt.date(y, m, d)

@@ -1,0 +1,51 @@
+"""County student-affairs systems (學務系統): one instance per county, JSON or CSV export.
+
+Raw JSON fields: ``sid`` (ID), ``stu_name``, ``birthday`` (YYYY-MM-DD), ``sch_code``, ``grade``,
+``class_no``, ``class_title``, ``status`` (在學 / 離校), ``acad_year``, ``term``. The CSV export has
+the columns 身分證號, 姓名, 生日, 學校代碼, 年級, 班級, 班級名稱, 狀態, 學年度, 學期.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from idp.identity.nationalid import NationalId
+from idp.sources.base import AffiliationRecord, HttpFeed, PersonRecord, parse_date
+
+CSV_COLUMNS = {"身分證號": "sid", "姓名": "stu_name", "生日": "birthday", "學校代碼": "sch_code", "年級": "grade",
+               "班級": "class_no", "班級名稱": "class_title", "狀態": "status", "學年度": "acad_year",
+               "學期": "term"}
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if v not in (None, "") else None
+
+
+class CountySIS(HttpFeed):
+    name = "county"
+
+    def __init__(self, *args: Any, county: str = "", format: str = "json", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.county = county
+        self.format = format
+        if self.name == "county" and county:
+            self.name = f"county-{county}"
+
+    def to_record(self, raw: dict[str, Any]) -> PersonRecord:
+        aff = AffiliationRecord(
+            school_code=raw["sch_code"], role="學生", grade=_int(raw.get("grade")),
+            class_no=str(raw.get("class_no") or "") or None, class_name=raw.get("class_title") or None,
+            academic_year=_int(raw.get("acad_year")), semester=_int(raw.get("term")),
+            active=raw.get("status", "在學") == "在學")
+        return PersonRecord(source=self.name, national_id=NationalId.parse(raw["sid"]), name=raw["stu_name"],
+                            birth_date=parse_date(raw.get("birthday")), affiliations=(aff,))
+
+    def changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+        if self.format != "csv" or self.file:
+            return super().changes(cursor)
+        resp = self._get("/changes", cursor=cursor, limit=self.batch_size, format="csv")
+        rows = csv.DictReader(io.StringIO(resp.text))
+        raws = [{CSV_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows]
+        return self._records(raws), resp.headers["X-Next-Cursor"]

@@ -1,0 +1,236 @@
+"""Merge what every source says about one national ID into one person (R-S2, R-S3, R-A2).
+
+Set-based: ``merge_batch`` takes one source's records and, in a few multi-row statements,
+(1) upserts that source's mirror rows (``source_record``), (2) creates persons not yet known,
+(3) compares name and birthday with every other source's mirror: agreement updates the person,
+disagreement opens an ``IdentityConflict`` and leaves the person as it was (never a silent merge),
+(4) upserts the affiliations the source reports and marks the ones it no longer reports ``left``.
+``Person.account_id`` is never written here: a transfer changes affiliations, not the account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from idp.db import utcnow
+from idp.extensions import db
+from idp.identity import protection
+from idp.identity.models import Affiliation, IdentityConflict, Person, SourceRecord
+from idp.identity.nationalid import NationalId
+from idp.sources.base import AffiliationRecord, PersonRecord
+
+log = logging.getLogger(__name__)
+MAX_PARAMS = 30000
+
+
+def _insert(table: sa.Table) -> Any:
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _upsert(table: sa.Table, rows: list[dict[str, Any]], keys: list[str], update: list[str]) -> None:
+    """Multi-row upsert. PostgreSQL: one ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT`` per batch
+    (one round trip, one plan, whatever the batch size); elsewhere the portable executemany path."""
+    if not rows:
+        return
+    if db.engine.dialect.name != "postgresql":
+        stmt = _insert(table)
+        stmt = (stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+                if update else stmt.on_conflict_do_nothing(index_elements=keys))
+        _many(stmt, rows)
+        return
+    dialect = db.engine.dialect
+    cols = list(rows[0])
+    defs = ", ".join(f'"{c}" {"json" if isinstance(table.c[c].type, sa.JSON) else table.c[c].type.compile(dialect)}'
+                     for c in cols)
+    names = ", ".join(f'"{c}"' for c in cols)
+    action = ("DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in update)) if update else "DO NOTHING"
+    # Only table and column names from our own metadata are interpolated; the rows are one bound JSON text.
+    sql = (f"INSERT INTO {table.name} ({names}) SELECT {names} "  # noqa: S608
+           f"FROM json_to_recordset(CAST(:rows AS json)) AS x({defs}) ON CONFLICT ({', '.join(keys)}) {action}")
+    params = {"rows": _json(rows)}
+    db.session.execute(sa.text(sql), params)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def _in(col: Any, values: list[Any]) -> Any:
+    """``col IN values``: on PostgreSQL one JSON parameter however long the list (no per-item binds)."""
+    if db.engine.dialect.name == "postgresql":
+        elements = sa.func.json_array_elements_text(sa.cast(sa.bindparam(None, value=_json(list(values))), sa.JSON))
+        return col.in_(sa.select(sa.cast(sa.column("value"), col.type)).select_from(elements))
+    return col.in_(values)
+
+
+def _many(stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """One statement compiled once, executed for all rows: SQLAlchemy's "insertmanyvalues" sends them
+    as multi-row INSERT ... ON CONFLICT pages (PostgreSQL and SQLite alike), not a row at a time."""
+    if rows:
+        db.session.execute(stmt, rows, execution_options={"insertmanyvalues_page_size": 1000})
+
+
+def _bday_key(birth_date: dt.date | None, month_day: str | None) -> tuple[str | None, str | None]:
+    return (birth_date.isoformat() if birth_date else None,
+            birth_date.strftime("%m%d") if birth_date else month_day)
+
+
+def merge_batch(source: str, records: Sequence[PersonRecord], now: dt.datetime | None = None) -> dict[str, int]:
+    """Apply one batch of one source's records; returns counts. The caller commits."""
+    now = now or utcnow()
+    prot = protection.protector()
+    by_bi: dict[str, PersonRecord] = {}
+    nids: dict[str, NationalId] = {}
+    for rec in records:  # the last record for a person in a batch wins
+        bi = prot.blind_index(rec.national_id)
+        by_bi[bi] = rec
+        nids[bi] = rec.national_id
+    if not by_bi:
+        return {"records": 0, "new_persons": 0, "conflicts": 0}
+    bis = list(by_bi)
+    sr = SourceRecord.__table__
+    rows = [{"source": source, "blind_index": bi, "name": r.name, "birth_date": r.birth_date,
+             "birth_month_day": r.month_day, "affiliations": [a.as_json() for a in r.affiliations], "seen_at": now}
+            for bi, r in by_bi.items()]
+    _upsert(sr, rows, ["source", "blind_index"], ["name", "birth_date", "birth_month_day", "affiliations", "seen_at"])
+
+    pt = Person.__table__
+    existing = {row.blind_index: row for row in db.session.execute(
+        sa.select(pt.c.id, pt.c.blind_index, pt.c.name, pt.c.birth_date, pt.c.birth_month_day)
+        .where(_in(pt.c.blind_index, bis)))}
+    others: dict[str, list[Any]] = {}
+    for row in db.session.execute(sa.select(sr.c.source, sr.c.blind_index, sr.c.name, sr.c.birth_date,
+                                            sr.c.birth_month_day)
+                                  .where(_in(sr.c.blind_index, bis), sr.c.source != source)):
+        others.setdefault(row.blind_index, []).append(row)
+
+    new_rows, updates, conflicts = [], [], []
+    for bi, rec in by_bi.items():
+        views = [(source, rec.name, rec.birth_date, rec.month_day)] + [
+            (o.source, o.name, o.birth_date, o.birth_month_day) for o in others.get(bi, [])]
+        names = {v[1] for v in views}
+        full = {v[2] for v in views if v[2]}
+        mds = {v[3] for v in views if v[3]}
+        name_ok, bday_ok = len(names) == 1, len(full) <= 1 and len(mds) <= 1
+        if not name_ok:
+            conflicts.append((bi, "name", {v[0]: v[1] for v in views}))
+        if not bday_ok:
+            conflicts.append((bi, "birthday", {v[0]: (v[2].isoformat() if v[2] else v[3]) for v in views}))
+        if bi not in existing:
+            new_rows.append({"blind_index": bi, "national_id_ciphertext": prot.encrypt(nids[bi]),
+                             "name": rec.name, "birth_date": rec.birth_date, "birth_month_day": rec.month_day,
+                             "created_at": now, "updated_at": now})
+        else:
+            cur = existing[bi]
+            want_name = rec.name if name_ok else cur.name
+            want_full = (next(iter(full)) if full else None) if bday_ok else cur.birth_date
+            want_md = (next(iter(mds)) if mds else None) if bday_ok else cur.birth_month_day
+            if (want_name, want_full, want_md) != (cur.name, cur.birth_date, cur.birth_month_day):
+                updates.append({"pid": cur.id, "n": want_name, "bd": want_full, "md": want_md})
+    _upsert(pt, new_rows, ["blind_index"], [])
+    if updates and db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text(
+            "UPDATE person SET name = u.n, birth_date = u.bd, birth_month_day = u.md, updated_at = :now "
+            "FROM json_to_recordset(CAST(:rows AS json)) AS u(pid integer, n varchar, bd date, md varchar) "
+            "WHERE person.id = u.pid"), {"now": now, "rows": _json(updates)})
+    elif updates:
+        db.session.execute(sa.update(pt).where(pt.c.id == sa.bindparam("pid")).values(
+            name=sa.bindparam("n"), birth_date=sa.bindparam("bd"), birth_month_day=sa.bindparam("md"),
+            updated_at=now), updates, execution_options={"synchronize_session": False})
+    _record_conflicts(conflicts)
+
+    ids = dict(db.session.execute(sa.select(pt.c.blind_index, pt.c.id).where(_in(pt.c.blind_index, bis))).all())
+    at = Affiliation.__table__
+    aff_rows: dict[tuple, dict[str, Any]] = {}
+    for bi, rec in by_bi.items():
+        for a in rec.affiliations:
+            aff_rows[(ids[bi], a.school_code, a.role)] = _aff_row(ids[bi], source, a, now)
+    _upsert(at, list(aff_rows.values()), ["person_id", "source", "school_code", "role"],
+            ["title", "grade", "class_no", "class_name", "academic_year", "semester", "status", "last_seen"])
+    person_ids = list(ids.values())
+    for i in range(0, len(person_ids), MAX_PARAMS):
+        db.session.execute(sa.update(at).where(at.c.source == source, _in(at.c.person_id, person_ids[i:i + MAX_PARAMS]),
+                                               at.c.last_seen < now, at.c.status == "active")
+                           .values(status="left"), execution_options={"synchronize_session": False})
+    return {"records": len(by_bi), "new_persons": len(new_rows), "conflicts": len(conflicts)}
+
+
+def _aff_row(person_id: int, source: str, a: AffiliationRecord, now: dt.datetime) -> dict[str, Any]:
+    return {"person_id": person_id, "source": source, "school_code": a.school_code, "role": a.role,
+            "title": a.title, "grade": a.grade, "class_no": a.class_no, "class_name": a.class_name,
+            "academic_year": a.academic_year, "semester": a.semester, "status": "active" if a.active else "left",
+            "first_seen": now, "last_seen": now}
+
+
+def _record_conflicts(conflicts: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """One open conflict per (person, field); its values are refreshed, never duplicated."""
+    if not conflicts:
+        return
+    ct = IdentityConflict.__table__
+    open_ = {(r.blind_index, r.field): r.id for r in db.session.execute(
+        sa.select(ct.c.id, ct.c.blind_index, ct.c.field).where(
+            ct.c.blind_index.in_({c[0] for c in conflicts}), ct.c.status == "open"))}
+    for bi, fld, values in conflicts:
+        if (bi, fld) in open_:
+            db.session.execute(sa.update(ct).where(ct.c.id == open_[(bi, fld)]).values(values=values))
+        else:
+            db.session.execute(sa.insert(ct).values(blind_index=bi, field=fld, values=values, status="open"))
+            log.warning("identity conflict on %s between sources %s", fld, ", ".join(sorted(values)))
+
+
+def mirrored_records(source: str, blind_index: str) -> list[PersonRecord]:
+    """What ``source`` last said about a person, rebuilt from the mirror (decrypting via protection)."""
+    row = db.session.execute(sa.select(SourceRecord).where(SourceRecord.source == source,
+                                                           SourceRecord.blind_index == blind_index)).scalar()
+    person = db.session.execute(sa.select(Person).where(Person.blind_index == blind_index)).scalar()
+    if row is None or person is None:
+        return []
+    return [PersonRecord(source=source, national_id=protection.decrypt(person.national_id_ciphertext),
+                         name=row.name, birth_date=row.birth_date, birth_month_day=row.birth_month_day,
+                         affiliations=tuple(AffiliationRecord(**a) for a in row.affiliations))]
+
+
+def person_by_index(blind_index: str) -> Person | None:
+    return db.session.execute(sa.select(Person).where(Person.blind_index == blind_index)).scalar()
+
+
+def identity(blind_index: str) -> dict[str, Any] | None:
+    """The resolved identity: name, birthday, current (active) affiliations, the sources that know it."""
+    person = person_by_index(blind_index)
+    if person is None:
+        return None
+    sources = db.session.execute(sa.select(SourceRecord.source).where(
+        SourceRecord.blind_index == blind_index)).scalars().all()
+    return {"person_id": person.id, "name": person.name, "birth_date": person.birth_date,
+            "birth_month_day": person.birth_month_day, "account_id": person.account_id, "sources": sorted(sources),
+            "affiliations": [a for a in person.affiliations if a.status == "active"]}
+
+
+def match(name: str, national_id: NationalId, birthday: dt.date) -> Person | None:
+    """The person whose sources hold this name, ID and birthday (R-S3: a month-day-only source matches
+    on month and day). A person with an open conflict on the typed field matches if any source agrees."""
+    bi = protection.blind_index(national_id)
+    person = person_by_index(bi)
+    if person is None:
+        return None
+    rows = db.session.execute(sa.select(SourceRecord).where(SourceRecord.blind_index == bi)).scalars().all()
+    typed_md = birthday.strftime("%m%d")
+    for r in rows or []:
+        if r.name.strip() != name.strip():
+            continue
+        if r.birth_date is not None and r.birth_date == birthday:
+            return person
+        if r.birth_date is None and r.birth_month_day == typed_md:
+            return person
+    return None

@@ -1,0 +1,142 @@
+"""Sync (idempotent, resumable) and the resolver (merge, conflict, month-day, transfer) (issue 3 items 5, 6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from idp.accounts.models import Account
+from idp.extensions import db
+from idp.identity import protection
+from idp.identity.models import Affiliation, IdentityConflict, Person, SourceCursor, SourceRecord
+from idp.identity.nationalid import NationalId
+from idp.sources import generator as gen
+from idp.sources.county_sis import CountySIS
+from idp.sources.k12_registry import K12Registry
+from idp.sources.proxy_roster import ProxyRoster, load_roster
+from idp.sources.resolver import identity, match
+from idp.sources.sync import sync
+from idp.sources.webhr import WebHR
+
+from .conftest import TOKEN, Feed
+
+
+def _count(model: type) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _bi(raw_id: str) -> str:
+    return protection.blind_index(NationalId.parse(raw_id))
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_sync_counts_idempotent_and_resumable(app: Flask, feeds: dict[str, Feed]) -> None:
+    """R-S1: a sync reports counts; re-running adds nothing; after a crash it resumes from the committed cursor."""
+    with app.app_context():
+        src = CountySIS(url=feeds["county"].url, token=TOKEN, county="63", batch_size=8)
+        with pytest.raises(Crash):
+            def boom(counts: dict[str, int]) -> None:
+                if _count(SourceCursor) and db.session.get(SourceCursor, "county-63").cursor == "16":
+                    raise Crash
+            sync(src, on_batch=boom)
+        assert db.session.get(SourceCursor, "county-63").cursor == "16"
+        assert _count(Person) == 16
+        t = sync(src)
+        assert t["records"] == 14 and _count(Person) == 30
+        again = sync(src)
+        assert again["records"] == 0 and _count(Person) == 30 and _count(Affiliation) == 30
+        db.session.delete(db.session.get(SourceCursor, "county-63"))
+        db.session.commit()
+        full = sync(src)
+        assert full == {"batches": 4, "records": 30, "new_persons": 0, "conflicts": 0}
+        assert _count(Person) == 30 and _count(Affiliation) == 30
+
+
+def test_merge_two_sources_one_person(app: Flask, feeds: dict[str, Feed]) -> None:
+    """R-S2: a teacher in webHR who also studies in the registry is one person with both affiliations."""
+    teacher = feeds["webhr"].raws[0]
+    feeds["k12"].raws.append({"idno": teacher["pid"], "cname": teacher["fullName"],
+                              "birth_ymd": _ymd(teacher["birthDate"]), "schno": "640001", "grade": 10,
+                              "clsno": "101", "clsname": "一年忠班", "enroll_status": "1", "syear": 114, "sem": 1})
+    with app.app_context():
+        sync(WebHR(url=feeds["webhr"].url, token=TOKEN))
+        sync(K12Registry(url=feeds["k12"].url, token=TOKEN))
+        ident = identity(_bi(teacher["pid"]))
+        assert ident["sources"] == ["k12", "webhr"] and ident["name"] == teacher["fullName"]
+        assert {(a.source, a.school_code, a.role) for a in ident["affiliations"]} == {
+            ("webhr", teacher["posts"][0]["orgCode"], teacher["posts"][0]["jobType"]), ("k12", "640001", "學生")}
+        assert _count(IdentityConflict) == 0
+
+
+def _ymd(roc: str) -> str:
+    y, m, d = roc.split("/")
+    return f"{int(y) + 1911}{m}{d}"
+
+
+def test_conflict_is_reported_not_merged(app: Flask, feeds: dict[str, Feed],
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """R-S2: another name and birthday for the same ID open conflicts; the person keeps the first values."""
+    caplog.set_level(logging.DEBUG)
+    kid = feeds["county"].raws[0]
+    feeds["k12"].raws.append({"idno": kid["sid"], "cname": "錯名字", "birth_ymd": "20000101", "schno": "640001",
+                              "grade": 10, "clsno": "101", "clsname": "一年忠班", "enroll_status": "1"})
+    with app.app_context():
+        sync(CountySIS(url=feeds["county"].url, token=TOKEN, county="63"))
+        t = sync(K12Registry(url=feeds["k12"].url, token=TOKEN))
+        assert t["conflicts"] == 2
+        person = db.session.scalar(sa.select(Person).where(Person.blind_index == _bi(kid["sid"])))
+        assert person.name == kid["stu_name"] and person.birth_date.isoformat() == kid["birthday"]
+        rows = db.session.scalars(sa.select(IdentityConflict).order_by(IdentityConflict.field)).all()
+        assert [(c.field, c.status) for c in rows] == [("birthday", "open"), ("name", "open")]
+        assert rows[1].values == {"county-63": kid["stu_name"], "k12": "錯名字"}
+        sync(K12Registry(url=feeds["k12"].url, token=TOKEN, name="k12"))  # nothing new: no duplicate
+        assert _count(IdentityConflict) == 2
+    all_ids = [r["sid"] for r in feeds["county"].raws] + [r["idno"] for r in feeds["k12"].raws]
+    assert not any(i in caplog.text for i in all_ids)
+    assert "conflict" in caplog.text
+
+
+def test_match_accepts_month_day_sources(app: Flask, people: list[gen.SyntheticPerson]) -> None:
+    """R-S3: a person known only from a month-day roster matches name + ID + full birthday typed."""
+    kid = next(p for p in people if p.role == "學生")
+    with app.app_context():
+        load_roster(gen.roster_csv([kid]), "630001", 114, 1, "學生")
+        sync(ProxyRoster())
+        nid = NationalId.parse(kid.national_id)
+        assert match(kid.name, nid, kid.birth_date) is not None
+        assert match(kid.name, nid, kid.birth_date.replace(year=1990)) is not None  # month-day only
+        assert match(kid.name, nid, kid.birth_date + dt.timedelta(days=1)) is None
+        assert match("別人", nid, kid.birth_date) is None
+        assert match(kid.name, NationalId.parse("A123456789"), kid.birth_date) is None
+
+
+def test_transfer_updates_affiliation_keeps_account(app: Flask, feeds: dict[str, Feed]) -> None:
+    """R-A2: moving school / going up a level changes the affiliation; the account link stays."""
+    kid = feeds["county"].raws[0]
+    with app.app_context():
+        src = CountySIS(url=feeds["county"].url, token=TOKEN, county="63")
+        sync(src)
+        account = Account(username="transfer-kid", name=kid["stu_name"])
+        db.session.add(account)
+        db.session.flush()
+        person = db.session.scalar(sa.select(Person).where(Person.blind_index == _bi(kid["sid"])))
+        person.account_id = account.id
+        db.session.commit()
+        moved = {**kid, "sch_code": "649999", "grade": 7, "class_no": "701", "class_title": "七年忠班"}
+        feeds["county"].raws.append(moved)
+        sync(src)
+        db.session.expire_all()
+        person = db.session.get(Person, person.id)
+        assert person.account_id == account.id
+        status = {(a.school_code, a.status) for a in person.affiliations}
+        assert status == {(kid["sch_code"], "left"), ("649999", "active")}
+        ident = identity(person.blind_index)
+        assert [(a.school_code, a.grade, a.class_name) for a in ident["affiliations"]] == [("649999", 7, "七年忠班")]
+        assert db.session.scalar(sa.select(SourceRecord.name).where(SourceRecord.blind_index == person.blind_index))
