@@ -1,4 +1,11 @@
-"""TODO docstring: what idp.demo owns and must not import."""
+"""Demo data for a first run and for the end-to-end tests (issue 2 item 11, R-N1).
+
+Owns: ``flask demo load``, which creates (idempotently) the demo student, teacher and
+operator and registers the demo relying party (``clients/demo_rp``), writing its client
+secret to ``instance/demo_rp.env`` for the demo app to read. Never runs in production.
+Creates accounts through ``idp.accounts.services`` and clients through the model (or
+``idp.admin.services`` when present); must not import views of other packages.
+"""
 
 from __future__ import annotations
 
@@ -6,4 +13,6 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    pass
+    from idp.demo.commands import demo_cli
+
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,1 @@
+"""Relying-party programs that use the identity provider (the demo app; later the card agent)."""
