@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
 
 from idp.extensions import settings
 
@@ -55,7 +55,8 @@ def select_locale() -> str:
         return asked
     if session.get("locale") in settings().locales:
         return session["locale"]
-    account = getattr(g, "account", None)
+    loader = current_app.extensions.get("idp.current_account")
+    account = loader() if loader is not None else None
     if account is not None and getattr(account, "locale", None) in settings().locales:
         return account.locale
     return settings().default_locale

@@ -10,6 +10,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from idp.login.sessions import current_account
     from idp.login.views import bp
 
     app.register_blueprint(bp)
+    # The locale selector and templates ask for the signed-in account lazily, through this.
+    app.extensions["idp.current_account"] = current_account

@@ -79,6 +79,22 @@ def current_session() -> SsoSession | None:
     return sso
 
 
+def current_account() -> Any:
+    """The signed-in, active account of this request, or None (read once per request, and only
+    when something asks: the token and JWKS endpoints never pay for it).
+
+    An account disabled while its session was live counts as signed out from then on.
+    """
+    cache = _cache()
+    if "account" not in cache:
+        from idp.accounts.services import get_account
+
+        sso = current_session()
+        account = get_account(sso.account_id) if sso else None
+        cache["account"] = account if account is not None and account.is_active else None
+    return cache["account"]
+
+
 def _set_cookie(value: str | None) -> None:
     """Queue the SSO cookie for this response (``None`` deletes it); the last call wins, so a
     sign-in that replaces a session sends one Set-Cookie, not a deletion and a new value.
@@ -127,6 +143,7 @@ def start_session(account: Any, amr: list[str] | None = None, acr: str | None = 
         end_session(previous.sid)
     sso = create(account.id, amr=amr, acr=acr or acr_for(account))
     _cache()["sso"] = sso
+    _cache()["account"] = account if account.is_active else None
     _set_cookie(sso.sid)
     return sso
 
@@ -145,6 +162,7 @@ def end_session(sid: str) -> set[str]:
         current = _cache().get("sso")
         if current is not None and current.sid == sid:
             _cache()["sso"] = None
+            _cache()["account"] = None
             _set_cookie(None)
     session_ended.send(sid, client_ids=clients, account_id=data["account_id"] if data else None)
     return clients

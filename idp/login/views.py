@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from idp.accounts import services as accounts
 from idp.errors import IdpError
@@ -15,17 +15,6 @@ from idp.security import audit
 bp = Blueprint("login", __name__)
 
 
-@bp.before_app_request
-def _load_account() -> None:
-    """Make the signed-in account known to the locale selector and templates."""
-    if request.endpoint in (None, "static"):
-        return
-    sso = sessions.current_session()
-    account = accounts.get_account(sso.account_id) if sso else None
-    # An account disabled while its session was live counts as signed out from then on.
-    g.account = account if account is not None and account.is_active else None
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
@@ -33,15 +22,15 @@ def login() -> Any:
     force = request.values.get("force") == "1"
     sso = sessions.current_session()
     if request.method == "GET":
-        if sso is not None and not force and g.account is not None:
+        if sso is not None and not force and sessions.current_account() is not None:
             return redirect(next_url)
         form.next.data = next_url
         form.force.data = "1" if force else ""
         if request.args.get("login_hint"):
             form.username.data = request.args["login_hint"][:64]
-        elif force and g.account is not None:
+        elif force and sessions.current_account() is not None:
             # Re-authentication (prompt=login, max_age): the same person confirms the password.
-            form.username.data = g.account.username
+            form.username.data = sessions.current_account().username
         return render_template("login/login.html", form=form)
     if not form.validate_on_submit():
         return render_template("login/login.html", form=form), 400
@@ -59,9 +48,10 @@ def login() -> Any:
 
 @bp.get("/")
 def home() -> Any:
-    if g.account is None:
+    account = sessions.current_account()
+    if account is None:
         return render_template("login/login.html", form=LoginForm(formdata=None, next="/"))
-    return render_template("login/home.html", account=g.account, form=LogoutForm())
+    return render_template("login/home.html", account=account, form=LogoutForm())
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -70,8 +60,9 @@ def logout() -> Any:
     sso = sessions.current_session()
     if request.method == "POST" and form.validate_on_submit():
         if sso is not None:
+            account = sessions.current_account()
             sessions.end_session(sso.sid)
-            audit.record(audit.LOGOUT, actor=g.account.username if g.account else None)
+            audit.record(audit.LOGOUT, actor=account.username if account else None)
         return render_template("login/logged_out.html")
     if sso is None:
         return redirect(url_for("login.home"))

@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     from idp.oidc import logout, models, server  # noqa: F401
     from idp.oidc.commands import keys_cli
     from idp.oidc.keys import KeyStore
+    from idp.oidc.published import PublishedDocuments
     from idp.oidc.views import bp
 
     settings = app.extensions["idp.settings"]
@@ -35,3 +36,4 @@ def init_app(app: Flask) -> None:
     logout.init_app(app)
     app.register_blueprint(bp)
     app.cli.add_command(keys_cli)
+    app.wsgi_app = PublishedDocuments(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -170,7 +170,9 @@ class Token(db.Model):
         return get_account(self.account_id)
 
     def get_client(self) -> Any:
-        return db.session.execute(db.select(Client).filter_by(client_id=self.client_id)).scalar_one_or_none()
+        from idp.oidc.services import get_client
+
+        return get_client(self.client_id)
 
 
 class Consent(db.Model):

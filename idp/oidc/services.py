@@ -14,7 +14,9 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import update
+from flask import current_app, has_app_context, has_request_context, request
+from sqlalchemy import event, insert, update
+from sqlalchemy.orm import Session
 
 from idp.extensions import db, settings, store
 from idp.oidc.models import Client, Consent, Token
@@ -37,9 +39,82 @@ def get_account(account_id: int) -> Any:
 
 
 def get_client(client_id: str | None) -> Client | None:
+    """The registered client, as a read-only snapshot shared by this process's requests.
+
+    Every OIDC request reads its client two to five times (Authlib asks, then the ID token, then
+    logout), and a client row changes a few times a year, so each process keeps detached copies
+    and checks one version number in the store per request; any write to a client bumps it
+    (see ``_watch_client_writes``), so a rotated secret or a deleted client stops working at once
+    in every process. The snapshot is detached from the session: change clients through
+    ``idp.admin.services``, never through this object.
+    """
     if not client_id:
         return None
-    return db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
+    cache = _client_cache()
+    client = cache.get(client_id)
+    if client is None:
+        client = db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
+        if client is not None:  # unknown ids are not cached: nobody can fill memory with them
+            db.session.expunge(client)
+            cache.put(client_id, client)
+    return client
+
+
+class _ClientCache:
+    """Detached ``Client`` snapshots valid for one version of the store's client counter."""
+
+    MAX_AGE = 300  # seconds; a bound even if the version key were lost from the store
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.items: dict[str, Client] = {}
+        self.since = time.monotonic()
+
+    def sync(self, version: str) -> None:
+        if version != self.version or time.monotonic() - self.since > self.MAX_AGE:
+            self.items.clear()
+            self.version = version
+            self.since = time.monotonic()
+
+    def get(self, client_id: str) -> Client | None:
+        return self.items.get(client_id)
+
+    def put(self, client_id: str, client: Client) -> None:
+        if len(self.items) > 10_000:  # more apps than the country has: start again rather than grow
+            self.items.clear()
+        self.items[client_id] = client
+
+
+CLIENTS_VERSION_KEY = "oidc:clients-version"
+
+
+def _client_cache() -> _ClientCache:
+    """The process cache, checked against the store's version once per request."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = app.extensions.setdefault("idp.client_cache", _ClientCache())
+    if has_request_context():
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        if getattr(req, "_idp_clients_version", None) is None:
+            req._idp_clients_version = _stored_version()
+        cache.sync(req._idp_clients_version)
+    else:  # a command or a test outside a request: always ask the store
+        cache.sync(_stored_version())
+    return cache
+
+
+def _stored_version() -> str:
+    return (store().get(CLIENTS_VERSION_KEY) or b"0").decode()
+
+
+def clients_changed() -> None:
+    """Forget every process's client snapshots (called after any write to a client row)."""
+    store().set(CLIENTS_VERSION_KEY, secrets.token_hex(8), 30 * 86400)  # random: a value never comes back
+    cache = current_app.extensions.get("idp.client_cache")
+    if cache is not None:
+        cache.items.clear()
+        cache.version = None
+    if has_request_context():
+        request._idp_clients_version = None  # type: ignore[attr-defined]
 
 
 def hash_token(value: str) -> str:
@@ -49,6 +124,21 @@ def hash_token(value: str) -> str:
 def new_token() -> str:
     """256 random bits: unique even for two tokens in the same second for the same person."""
     return secrets.token_urlsafe(32)
+
+
+@event.listens_for(Session, "after_flush")
+def _watch_client_writes(session: Session, flush_context: Any) -> None:
+    """Any client written (whoever wrote it: operator console, CLI, demo, a test) invalidates the
+    snapshots at once, and again after the commit so that no process caches the old row in between."""
+    if any(isinstance(obj, Client) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info["idp_clients_changed"] = True
+        clients_changed()
+
+
+@event.listens_for(Session, "after_commit")
+def _clients_committed(session: Session) -> None:
+    if session.info.pop("idp_clients_changed", False) and has_app_context():
+        clients_changed()
 
 
 # -- authorization codes ---------------------------------------------------------------------
@@ -89,10 +179,11 @@ def nonce_seen(client_id: str, nonce: str) -> bool:
 
 # -- tokens ----------------------------------------------------------------------------------
 def save_token(token: dict[str, Any], client: Client, account_id: int | None, family_id: str,
-               auth_time: int | None = None, sid: str | None = None) -> Token:
+               auth_time: int | None = None, sid: str | None = None) -> None:
+    """Store the hashes of a new token pair (one INSERT: every sign-in and refresh comes here)."""
     now = int(time.time())
     refresh = token.get("refresh_token")
-    row = Token(
+    db.session.execute(insert(Token).values(
         client_id=client.client_id,
         account_id=account_id,
         family_id=family_id,
@@ -104,10 +195,11 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
         refresh_expires_at=now + settings().refresh_token_lifetime if refresh else None,
         auth_time=auth_time,
         sid=sid,
-    )
-    db.session.add(row)
+        access_revoked=False,
+        refresh_revoked=False,
+        refresh_used=False,
+    ))
     db.session.commit()
-    return row
 
 
 def find_token(value: str, hint: str | None = None) -> Token | None:

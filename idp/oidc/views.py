@@ -47,6 +47,8 @@ def _json(body: bytes | str, max_age: int | None = None) -> Response:
 
 
 # -- discovery and keys ------------------------------------------------------------------------
+# GET and HEAD are answered before Flask by ``published.PublishedDocuments`` (same bytes and
+# headers); these routes name the URLs and answer any other method with 405.
 @bp.get("/.well-known/openid-configuration")
 def openid_configuration() -> Response:
     return _json(discovery.document_json(), max_age=300)

@@ -52,3 +52,22 @@ def test_jwks_has_rs256_and_es256_with_kid(client) -> None:
         assert "d" not in key and "p" not in key
     KeySet.import_key_set(resp.get_json())
     assert client.get("/oidc/v1/jwksets").get_json() == resp.get_json()
+
+
+def test_public_documents_revalidate_and_follow_rotation(app, client) -> None:
+    """R-O1: discovery and JWKS carry an ETag a cache can revalidate (304), HEAD has no body,
+    other methods are refused, and a key rotation changes the JWKS (and its ETag) at once."""
+    for path in ("/.well-known/openid-configuration", "/oauth/jwks", "/oidc/v1/jwksets"):
+        first = client.get(path)
+        assert first.status_code == 200 and first.headers["Access-Control-Allow-Origin"] == "*"
+        assert first.headers["Cache-Control"].startswith("public, max-age=")
+        again = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304 and again.data == b""
+        head = client.head(path)
+        assert head.status_code == 200 and head.data == b""
+        assert client.post(path).status_code == 405
+    before = client.get("/oauth/jwks")
+    app.extensions["idp.keys"].rotate()
+    after = client.get("/oauth/jwks", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and after.headers["ETag"] != before.headers["ETag"]
+    assert len(after.get_json()["keys"]) > len(before.get_json()["keys"])
