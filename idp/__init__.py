@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from idp import errors, i18n
+from idp import errors, i18n, logs
 from idp.config import load_settings
 from idp.extensions import babel, csrf, db, migrate
 from idp.store import make_store
@@ -37,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions["idp.settings"] = settings
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.install()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
