@@ -225,6 +225,36 @@ def login(base: str) -> dict[str, str]:
     return s.cookies.get_dict()
 
 
+def measure_floor(args: argparse.Namespace) -> Result:
+    """The same gunicorn and load on an empty WSGI app (bench/floor_app.py): the server's floor."""
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
+                               "-k", args.worker_class, "--no-control-socket", "floor_app:app"],
+                              cwd=ROOT / "bench", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(base, timeout=1)
+                break
+            except requests.RequestException:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("gunicorn (floor app) did not start") from None
+                time.sleep(0.2)
+
+        def empty(s: requests.Session) -> None:
+            assert s.get(base, timeout=10).status_code == 200
+
+        n = max(20, int(3000 * args.scale))
+        run_load("warm-up", empty, max(10, n // 10), args.threads, 30, server.pid, 0)
+        return run_load("floor: empty WSGI app, same gunicorn", empty, n, args.threads, 60, server.pid, 0)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(15)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the operation counts (0.1 = quick)")
@@ -310,11 +340,15 @@ def main() -> int:
         log.close()
         keys.cleanup()
 
+    results.append(measure_floor(args))
     print(f"\nidp benchmark: gunicorn {args.workers} {args.worker_class} workers, PostgreSQL + Redis, "
           f"production settings, {os.cpu_count()} CPUs, {args.threads} client threads on the same machine\n")
     print("| operation | ops | requests/s | server CPU ms/op | target ms/op | met |")
     print("| --- | ---: | ---: | ---: | ---: | :---: |")
     for r in results:
+        if r.target_ms <= 0:  # the floor: no target of its own
+            print(f"| {r.name} | {r.ops} | {r.rate:.0f} | {r.cpu_per_op:.2f} | – | – |")
+            continue
         met = "yes" if r.cpu_per_op <= r.target_ms else "**no**"
         print(f"| {r.name} | {r.ops} | {r.rate:.0f} | {r.cpu_per_op:.2f} | ≤ {r.target_ms:g} | {met} |")
     return 0

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from flask import current_app, has_app_context, has_request_context, request
-from sqlalchemy import event, insert, update
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
 from idp.extensions import db, settings, store
@@ -183,7 +183,7 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
     """Store the hashes of a new token pair (one INSERT: every sign-in and refresh comes here)."""
     now = int(time.time())
     refresh = token.get("refresh_token")
-    db.session.execute(insert(Token).values(
+    db.session.execute(Token.__table__.insert(), dict(  # Core + bound parameters: a cached statement
         client_id=client.client_id,
         account_id=account_id,
         family_id=family_id,
