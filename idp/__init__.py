@@ -73,7 +73,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    # No pre-ping: it costs a round trip on every request. After a database restart SQLAlchemy
+    # discards the whole pool at the first failure, and that one request gets a 503 with
+    # Retry-After (idp/errors.py), so the price of a restart is one retried request per process.
+    return {"pool_pre_ping": False, "pool_size": 5, "max_overflow": 10, "pool_recycle": 3600}
 
 
 def _migrations_dir() -> str:

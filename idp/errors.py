@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from idp.store import StoreUnavailable
@@ -102,6 +103,15 @@ def _respond(status: int, code: str, message: Any, headers: dict[str, str] | Non
     return resp
 
 
+def _rollback_quietly() -> None:
+    from idp.extensions import db
+
+    try:
+        db.session.rollback()
+    except sa_exc.SQLAlchemyError:
+        log.warning("rollback after a database error failed too")
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(IdpError)
     def _idp_error(exc: IdpError):
@@ -115,6 +125,16 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def _store_down(exc: StoreUnavailable):
         log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
+        return _respond(503, ServiceUnavailable.code, ServiceUnavailable.message, {"Retry-After": "5"})
+
+    @app.errorhandler(sa_exc.OperationalError)
+    def _database_down(exc: sa_exc.OperationalError):
+        # The database went away (restart, failover, network): SQLAlchemy has already thrown the
+        # process's pooled connections away, so the next request reconnects. Rather than ping the
+        # database before every request (one more round trip each time), the one request that meets
+        # the broken connection gets a "try again" that clients and browsers understand.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, type(exc.orig).__name__)
+        _rollback_quietly()
         return _respond(503, ServiceUnavailable.code, ServiceUnavailable.message, {"Retry-After": "5"})
 
     @app.errorhandler(CSRFError)

@@ -92,8 +92,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "sid": sso.sid,
         }
         services.save_code(code, data)
-        if data["nonce"]:
-            services.remember_nonce(data["client_id"], data["nonce"])
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         data = services.redeem_code(code)

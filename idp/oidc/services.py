@@ -10,6 +10,7 @@ shares a ``family_id`` with all its refreshes, so a replayed code or a reused re
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from idp.oidc.models import Client, Consent, Token
 from idp.security import audit
 
 CODE_KEY = "oidc:code:"
-CODE_USED_KEY = "oidc:code-used:"
+CODE_FAMILY_KEY = "oidc:code-family:"
 NONCE_KEY = "oidc:nonce:"
 
 
@@ -143,38 +144,50 @@ def _clients_committed(session: Session) -> None:
 
 # -- authorization codes ---------------------------------------------------------------------
 def save_code(code: str, data: dict[str, Any]) -> None:
+    """Store the code, its family marker (for replay detection) and the nonce in one round trip."""
     lifetime = settings().code_lifetime
+    key = hash_token(code)
     data = dict(data, exp=int(time.time()) + lifetime)
-    store().set_json(CODE_KEY + hash_token(code), data, lifetime)
+    items: list[tuple[str, bytes | str, int]] = [
+        (CODE_KEY + key, json.dumps(data, separators=(",", ":")), lifetime),
+        # Outlives the code: a code presented again after its redemption names the family to revoke.
+        (CODE_FAMILY_KEY + key, data["family_id"], lifetime * 5),
+    ]
+    if data.get("nonce"):
+        items.append((_nonce_key(data["client_id"], data["nonce"]), "1", lifetime))
+    store().set_many(items)
 
 
 def redeem_code(code: str) -> dict[str, Any] | None:
     """Take a code out of the store (exactly once across processes) or detect its replay.
 
-    The first redemption leaves a "used" marker naming the code's token family; a second
-    presentation finds the marker, revokes every token of that family and gets nothing.
+    Issuing a code also wrote a marker naming its token family; a code presented when it is
+    no longer there (already redeemed) revokes every token of that family and gets nothing.
     """
     key = hash_token(code)
     data = store().getdel_json(CODE_KEY + key)
     if data is None:
-        used = store().get(CODE_USED_KEY + key)
-        if used is not None:
-            family_id = used.decode()
-            revoke_family(family_id)
-            audit.record(audit.CODE_REPLAYED, family_id=family_id)
+        family = store().get(CODE_FAMILY_KEY + key)
+        if family is not None and revoke_family(family.decode()):
+            audit.record(audit.CODE_REPLAYED, family_id=family.decode())
         return None
-    store().set(CODE_USED_KEY + key, data["family_id"], settings().code_lifetime * 5)
     if data.get("exp", 0) <= int(time.time()):
         return None
     return data
 
 
-def remember_nonce(client_id: str, nonce: str) -> None:
-    store().set(f"{NONCE_KEY}{client_id}:{hash_token(nonce)}", "1", settings().code_lifetime)
+def _nonce_key(client_id: str, nonce: str) -> str:
+    return f"{NONCE_KEY}{client_id}:{hash_token(nonce)}"
 
 
 def nonce_seen(client_id: str, nonce: str) -> bool:
-    return store().get(f"{NONCE_KEY}{client_id}:{hash_token(nonce)}") is not None
+    """Was this nonce already used with a code for this client? (asked once per request)"""
+    memo: dict[tuple[str, str], bool] = {}
+    if has_request_context():
+        memo = vars(request._get_current_object()).setdefault("_idp_nonces", memo)  # type: ignore[attr-defined]
+    if (client_id, nonce) not in memo:
+        memo[(client_id, nonce)] = store().get(_nonce_key(client_id, nonce)) is not None
+    return memo[(client_id, nonce)]
 
 
 # -- tokens ----------------------------------------------------------------------------------
