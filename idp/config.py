@@ -52,6 +52,7 @@ class Settings:
     login_failures_per_account: int
     login_failures_per_ip: int
     login_failure_window: int
+    nationalid_lookups_per_operator: int
     rate_limit_when_store_down: str
     backchannel_logout_timeout: float
     demo_data: bool

@@ -18,6 +18,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from idp.errors import NotFound
 from idp.extensions import db, settings
 
 demo_cli = AppGroup("demo", help="Demo data for a first run (never in production).")
@@ -80,8 +81,8 @@ def _write_env_file(path: Path, values: dict[str, str]) -> None:
 
 
 def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
-    """Register (or re-align) the demo client; return (created, secret_rotated)."""
-    from idp.oidc.models import Client
+    """Register (or re-align) the demo client through the operator rules; return (created, secret_rotated)."""
+    from idp.admin import services as admin
 
     registration = {
         "name": "示範應用程式 Demo RP",
@@ -89,7 +90,6 @@ def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
         "post_logout_redirect_uris": [f"{rp_url}/"],
         "backchannel_logout_uri": f"{rp_url}/backchannel-logout",
         "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
         "scope": "openid profile email phone",
         "token_endpoint_auth_method": "client_secret_basic",
         "id_token_signed_response_alg": "RS256",
@@ -97,26 +97,25 @@ def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
         "require_real_name": False,
         "skip_consent": False,
     }
-    client = db.session.execute(db.select(Client).filter_by(client_id=DEMO_CLIENT_ID)).scalar_one_or_none()
-    created = client is None
-    if client is None:
-        client = Client(client_id=DEMO_CLIENT_ID)
-        db.session.add(client)
-    for key, value in registration.items():
-        setattr(client, key, value)
     current = _read_env_file(env_file).get("DEMO_RP_CLIENT_SECRET")
-    rotated = not (current and client.check_client_secret(current))
-    secret = secrets.token_urlsafe(32) if rotated else current
-    if rotated:
-        client.set_secret(secret)
-    db.session.commit()
+    try:
+        client = admin.get_client(DEMO_CLIENT_ID)
+    except NotFound:
+        reg = admin.create_client(registration, "demo", client_id=DEMO_CLIENT_ID)
+        created, secret = True, reg.secret
+    else:
+        admin.update_client(DEMO_CLIENT_ID, registration, "demo")
+        created = False
+        secret = current if current and client.check_client_secret(current) else None
+        if secret is None:
+            secret = admin.rotate_secret(DEMO_CLIENT_ID, "demo").secret
     _write_env_file(env_file, {
         "DEMO_RP_ISSUER": settings().issuer,
         "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
         "DEMO_RP_CLIENT_SECRET": secret or "",
         "DEMO_RP_BASE_URL": rp_url,
     })
-    return created, rotated
+    return created, secret != current
 
 
 @demo_cli.command("load")

@@ -34,6 +34,9 @@ KEY_ROTATED = "key.rotated"
 KEY_RETIRED = "key.retired"
 ACCOUNT_CREATED = "account.created"
 PASSWORD_REHASHED = "password.rehashed"
+IDENTITY_LOOKUP = "identity.lookup"
+IDENTITY_VIEWED = "identity.viewed"
+CONFLICT_RESOLVED = "identity.conflict_resolved"
 
 
 def record(event: str, actor: str | None = None, client_id: str | None = None, commit: bool = True,

@@ -102,6 +102,11 @@ def login_ip() -> Limit:
     return Limit("login.ip", s.login_failures_per_ip, s.login_failure_window)
 
 
+def nationalid_lookup() -> Limit:
+    """Operator look-ups by national ID, per operator per hour (every look-up counts, found or not)."""
+    return Limit("nationalid.lookup", settings().nationalid_lookups_per_operator, 3600)
+
+
 def init_app(app: Flask) -> None:
     s = app.extensions["idp.settings"]
     if s.redis_url:

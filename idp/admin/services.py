@@ -1,0 +1,436 @@
+"""Operator rules for relying-party registrations, signing keys and identity look-ups (R-O3, R-S).
+
+The console and the ``flask clients`` commands both come here, so a registration is checked by
+one set of rules whichever door it came through:
+
+- redirect, post-logout and back-channel URIs are absolute, exact strings (no fragment, no
+  wildcard) and https unless they point at this machine (RFC 8252 §7.3 loopback for native
+  apps and development); an open redirect starts with a lax registration;
+- a confidential client gets a 256-bit secret that is shown once and stored only as a hash;
+  a public client (``none``) has no secret, must use PKCE and cannot use client_credentials;
+  ``private_key_jwt`` needs the client's public keys (``jwks`` or ``jwks_uri``);
+- scopes, grant types, algorithms and subject types are limited to what discovery advertises.
+
+Every change is audited; a secret never enters the audit data or a log line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from joserfc.jwk import KeySet
+
+from idp.errors import IdpError, NotFound
+from idp.extensions import db
+from idp.oidc import claims
+from idp.oidc.models import Client, Consent, Token
+from idp.security import audit
+from idp.security.models import AuditEvent
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+ID_TOKEN_ALGS = ("RS256", "ES256")
+SUBJECT_TYPES = ("pairwise", "public")
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
+LOOPBACK_HOSTS = ("localhost",)
+
+# Every registration field an operator sets, with its default for a new client.
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "redirect_uris": [],
+    "post_logout_redirect_uris": [],
+    "backchannel_logout_uri": None,
+    "grant_types": ["authorization_code", "refresh_token"],
+    "scope": "openid profile email",
+    "token_endpoint_auth_method": "client_secret_basic",
+    "jwks": None,
+    "jwks_uri": None,
+    "id_token_signed_response_alg": "RS256",
+    "subject_type": "pairwise",
+    "sector_identifier": None,
+    "require_real_name": False,
+    "skip_consent": False,
+}
+FIELDS = tuple(DEFAULTS)
+
+
+class InvalidRegistration(IdpError):
+    """A registration an operator typed breaks a rule; ``field`` names the input to fix."""
+
+    status = 400
+    code = "invalid_client_metadata"  # RFC 7591 §3.2.2
+
+    def __init__(self, field: str, message: Any) -> None:
+        super().__init__(message, field=field)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A client after a change, and its new secret in clear when one was made (shown once)."""
+
+    client: Client
+    secret: str | None = None
+
+
+# -- reading ---------------------------------------------------------------------------------
+def list_clients() -> list[Client]:
+    return list(db.session.scalars(sa.select(Client).order_by(Client.name, Client.client_id)))
+
+
+def get_client(client_id: str) -> Client:
+    """The client row, attached to the session (for editing; OIDC requests use snapshots)."""
+    client = db.session.scalar(sa.select(Client).where(Client.client_id == client_id))
+    if client is None:
+        raise NotFound(_l("There is no app with client ID %(client_id)s.", client_id=client_id))
+    return client
+
+
+def describe(client: Client) -> dict[str, Any]:
+    """The registration as plain data (the CLI's ``--json``); never the secret or its hash."""
+    out = {"client_id": client.client_id, **{f: _plain(getattr(client, f)) for f in FIELDS},
+           "response_types": list(client.response_types or []),
+           "has_secret": bool(client.client_secret_hash),
+           "created_at": client.created_at.isoformat() if client.created_at else None,
+           "updated_at": client.updated_at.isoformat() if client.updated_at else None}
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+# -- validation ------------------------------------------------------------------------------
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_uri(field: str, uri: str) -> str:
+    """One absolute, exact URI: https, or http to this machine only; no fragment, no wildcard."""
+    uri = (uri or "").strip()
+    if not uri:
+        raise InvalidRegistration(field, _l("An address is empty."))
+    if len(uri) > 500:
+        raise InvalidRegistration(field, _l("%(uri)s is longer than 500 characters.", uri=uri[:60] + "…"))
+    if any(ord(c) < 33 for c in uri) or "*" in uri:
+        raise InvalidRegistration(field, _l("%(uri)s contains spaces, control characters or a wildcard: "
+                                            "addresses are matched exactly.", uri=uri))
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidRegistration(field, _l("%(uri)s is not an absolute https address.", uri=uri))
+    if parts.fragment or uri.endswith("#"):
+        raise InvalidRegistration(field, _l("%(uri)s has a fragment (#…); OAuth does not allow one.", uri=uri))
+    if parts.username or parts.password:
+        raise InvalidRegistration(field, _l("%(uri)s contains a user name or password.", uri=uri))
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise InvalidRegistration(field, _l("%(uri)s must use https (plain http only for 127.0.0.1, ::1 "
+                                            "or localhost).", uri=uri))
+    return uri
+
+
+def _uri_list(field: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = value.split()
+    uris = [check_uri(field, u) for u in (value or []) if u and u.strip()]
+    return list(dict.fromkeys(uris))
+
+
+def _choice(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidRegistration(field, _l("%(value)s is not one of: %(allowed)s.", value=value,
+                                            allowed=", ".join(allowed)))
+    return value
+
+
+def _jwks(value: Any) -> dict[str, Any] | None:
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidRegistration("jwks", _l("The key set is not valid JSON.")) from exc
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list) or not value["keys"]:
+        raise InvalidRegistration("jwks", _l('The key set must be a JSON object with a non-empty "keys" list.'))
+    try:
+        keys = KeySet.import_key_set(value)
+    except Exception as exc:  # joserfc raises several types for malformed keys
+        raise InvalidRegistration("jwks", _l("The key set holds a key that cannot be read.")) from exc
+    if any(k.is_private for k in keys.keys):
+        raise InvalidRegistration("jwks", _l("The key set holds a private key: register only public keys."))
+    return {"keys": [k.as_dict(private=False) for k in keys.keys]}
+
+
+def validate(data: dict[str, Any]) -> dict[str, Any]:
+    """A complete registration checked against every rule; raises ``InvalidRegistration``."""
+    out = dict(DEFAULTS)
+    out.update({k: v for k, v in data.items() if k in FIELDS})
+    name = (out["name"] or "").strip()
+    if not name:
+        raise InvalidRegistration("name", _l("Give the app a name people will recognise on the consent page."))
+    if len(name) > 200:
+        raise InvalidRegistration("name", _l("The name is longer than 200 characters."))
+    out["name"] = name
+    grants = out["grant_types"]
+    grants = grants.split() if isinstance(grants, str) else list(grants or [])
+    for g in grants:
+        _choice("grant_types", g, GRANT_TYPES)
+    if not grants:
+        raise InvalidRegistration("grant_types", _l("Choose at least one grant type."))
+    if "refresh_token" in grants and "authorization_code" not in grants:
+        raise InvalidRegistration("grant_types", _l("Refresh tokens come only with the authorization code grant."))
+    out["grant_types"] = [g for g in GRANT_TYPES if g in grants]
+    method = _choice("token_endpoint_auth_method", out["token_endpoint_auth_method"], AUTH_METHODS)
+    if method == "none" and "client_credentials" in grants:
+        raise InvalidRegistration("grant_types", _l("A public client (no secret) cannot use client credentials."))
+    out["redirect_uris"] = _uri_list("redirect_uris", out["redirect_uris"])
+    if "authorization_code" in grants and not out["redirect_uris"]:
+        raise InvalidRegistration("redirect_uris", _l("The authorization code grant needs at least one "
+                                                      "redirect URI."))
+    out["post_logout_redirect_uris"] = _uri_list("post_logout_redirect_uris", out["post_logout_redirect_uris"])
+    bc = (out["backchannel_logout_uri"] or "").strip()
+    out["backchannel_logout_uri"] = check_uri("backchannel_logout_uri", bc) if bc else None
+    jwks_uri = (out["jwks_uri"] or "").strip()
+    out["jwks_uri"] = check_uri("jwks_uri", jwks_uri) if jwks_uri else None
+    out["jwks"] = _jwks(out["jwks"])
+    if method == "private_key_jwt" and not (out["jwks"] or out["jwks_uri"]):
+        raise InvalidRegistration("jwks", _l("private_key_jwt needs the client's public keys: a key set or "
+                                             "a key set URL."))
+    scopes = out["scope"].split() if isinstance(out["scope"], str) else list(out["scope"] or [])
+    known = claims.scopes_supported()
+    for s in scopes:
+        if s not in known:
+            raise InvalidRegistration("scope", _l("Unknown scope %(scope)s; this provider has: %(known)s.",
+                                                  scope=s, known=" ".join(known)))
+    if "authorization_code" in grants and "openid" not in scopes:
+        raise InvalidRegistration("scope", _l("A sign-in app needs the openid scope."))
+    out["scope"] = " ".join(s for s in known if s in scopes)
+    out["id_token_signed_response_alg"] = _choice("id_token_signed_response_alg",
+                                                  out["id_token_signed_response_alg"], ID_TOKEN_ALGS)
+    out["subject_type"] = _choice("subject_type", out["subject_type"], SUBJECT_TYPES)
+    sector = (out["sector_identifier"] or "").strip()
+    out["sector_identifier"] = check_uri("sector_identifier", sector) if sector else None
+    out["require_real_name"] = bool(out["require_real_name"])
+    out["skip_consent"] = bool(out["skip_consent"])
+    return out
+
+
+# -- changing --------------------------------------------------------------------------------
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def create_client(data: dict[str, Any], actor: str, client_id: str | None = None) -> Registered:
+    """Register an app; a confidential one gets its secret here, returned in clear this once."""
+    values = validate(data)
+    if client_id:
+        client_id = client_id.strip()
+        if not CLIENT_ID_RE.fullmatch(client_id):
+            raise InvalidRegistration("client_id", _l("A client ID is 3–64 letters, digits, dots, dashes or "
+                                                      "underscores."))
+        if db.session.scalar(sa.select(Client.id).where(Client.client_id == client_id)) is not None:
+            raise InvalidRegistration("client_id", _l("Client ID %(client_id)s is taken.", client_id=client_id))
+    client = Client(client_id=client_id or secrets.token_hex(16), response_types=["code"], **values)
+    secret = new_secret() if values["token_endpoint_auth_method"] in SECRET_METHODS else None
+    client.set_secret(secret)
+    db.session.add(client)
+    db.session.flush()
+    audit.record(audit.CLIENT_CREATED, actor=actor, client_id=client.client_id, commit=False,
+                 **_audit_fields(values))
+    db.session.commit()
+    return Registered(client, secret)
+
+
+def update_client(client_id: str, data: dict[str, Any], actor: str) -> Registered:
+    """Change the given fields (the rest stay); moving to a secret method makes a secret, moving
+    away from one drops it. Every process stops using the old registration at once."""
+    client = get_client(client_id)
+    current = {f: getattr(client, f) for f in FIELDS}
+    values = validate({**current, **{k: v for k, v in data.items() if k in FIELDS}})
+    changed = sorted(f for f in FIELDS if _plain(values[f]) != _plain(current[f]))
+    for f in changed:
+        setattr(client, f, values[f])
+    secret = None
+    method = values["token_endpoint_auth_method"]
+    if method in SECRET_METHODS and not client.client_secret_hash:
+        secret = new_secret()
+        client.set_secret(secret)
+    elif method not in SECRET_METHODS and client.client_secret_hash:
+        client.set_secret(None)
+    if changed or secret:
+        audit.record(audit.CLIENT_UPDATED, actor=actor, client_id=client_id, commit=False, changed=changed,
+                     new_secret=bool(secret))
+    db.session.commit()
+    return Registered(client, secret)
+
+
+def rotate_secret(client_id: str, actor: str) -> Registered:
+    """A new secret replaces the old one at once (the app must be updated before its next call)."""
+    client = get_client(client_id)
+    if client.token_endpoint_auth_method not in SECRET_METHODS:
+        raise InvalidRegistration("token_endpoint_auth_method",
+                                  _l("This app authenticates with %(method)s and has no secret to rotate.",
+                                     method=client.token_endpoint_auth_method))
+    secret = new_secret()
+    client.set_secret(secret)
+    audit.record(audit.CLIENT_SECRET_ROTATED, actor=actor, client_id=client_id, commit=False)
+    db.session.commit()
+    return Registered(client, secret)
+
+
+def delete_client(client_id: str, actor: str) -> dict[str, int]:
+    """Remove the app, revoke every token it holds and forget every consent given to it."""
+    client = get_client(client_id)
+    revoked = db.session.execute(
+        sa.update(Token).where(Token.client_id == client_id,
+                               sa.or_(Token.access_revoked.is_(False), Token.refresh_revoked.is_(False)))
+        .values(access_revoked=True, refresh_revoked=True)).rowcount
+    consents = db.session.execute(sa.delete(Consent).where(Consent.client_id == client_id)).rowcount
+    db.session.delete(client)
+    counts = {"tokens_revoked": revoked, "consents_removed": consents}
+    audit.record(audit.CLIENT_DELETED, actor=actor, client_id=client_id, commit=False, **counts)
+    db.session.commit()
+    return counts
+
+
+def _audit_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """What an auditor needs to see about a registration (no secret, no key material)."""
+    return {"name": values["name"], "redirect_uris": values["redirect_uris"], "grant_types": values["grant_types"],
+            "scope": values["scope"], "auth_method": values["token_endpoint_auth_method"],
+            "require_real_name": values["require_real_name"]}
+
+
+# -- audit trail -----------------------------------------------------------------------------
+def audit_events(*, event: str | None = None, actor: str | None = None, client_id: str | None = None,
+                 before_id: int | None = None, limit: int = 50) -> list[AuditEvent]:
+    """Newest first, filtered, paged by id (stable while new events arrive)."""
+    q = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if event:
+        q = q.where(AuditEvent.event.startswith(event))
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if client_id:
+        q = q.where(AuditEvent.client_id == client_id)
+    if before_id:
+        q = q.where(AuditEvent.id < before_id)
+    return list(db.session.scalars(q))
+
+
+def audit_event_names() -> list[str]:
+    return list(db.session.scalars(sa.select(AuditEvent.event).distinct().order_by(AuditEvent.event)))
+
+
+# -- identities (issue 3 item 9) ------------------------------------------------------------
+@dataclass(frozen=True)
+class PersonView:
+    """What an operator sees about one person: no national ID, only who, where and from whom."""
+
+    person: Any
+    affiliations: list[Any]
+    records: list[Any]
+    conflicts: list[Any]
+    account: Any
+
+
+def lookup_person(raw_id: str, actor: str) -> Any | None:
+    """Find a person by a typed national ID. The number is hashed here and goes no further: the
+    audit row names the person found, or only a truncated blind index when nobody matched.
+    Each operator has an hourly allowance (``nationalid.lookup``) so that a stolen operator
+    session cannot walk the ID space."""
+    from idp.identity import protection
+    from idp.identity.nationalid import NationalId
+    from idp.security import ratelimit
+
+    limit = ratelimit.nationalid_lookup()
+    ratelimit.check(limit, actor)
+    nid = NationalId.parse(raw_id)  # InvalidNationalId (400) says what is wrong with the number
+    ratelimit.count_failure(limit, actor)  # every well-formed look-up uses the allowance
+    bi = protection.blind_index(nid)
+    from idp.sources.resolver import person_by_index
+
+    person = person_by_index(bi)
+    audit.record(audit.IDENTITY_LOOKUP, actor=actor, found=person is not None,
+                 **({"person_id": person.id} if person is not None else {"blind_index_prefix": bi[:12]}))
+    return person
+
+
+def person_view(person_id: int, actor: str) -> PersonView:
+    """One person's affiliations (current and past), what each source said, and open conflicts."""
+    from idp.accounts.services import get_account
+    from idp.identity.models import Affiliation, IdentityConflict, Person, SourceRecord
+
+    person = db.session.get(Person, person_id)
+    if person is None:
+        raise NotFound()
+    affiliations = list(db.session.scalars(
+        sa.select(Affiliation).where(Affiliation.person_id == person_id)
+        .order_by(Affiliation.status, Affiliation.last_seen.desc())))
+    records = list(db.session.scalars(sa.select(SourceRecord).where(SourceRecord.blind_index == person.blind_index)
+                                      .order_by(SourceRecord.source)))
+    conflicts = list(db.session.scalars(sa.select(IdentityConflict).where(
+        IdentityConflict.blind_index == person.blind_index).order_by(IdentityConflict.id.desc())))
+    audit.record(audit.IDENTITY_VIEWED, actor=actor, person_id=person_id)
+    return PersonView(person, affiliations, records, conflicts, get_account(person.account_id))
+
+
+def open_conflicts(limit: int = 100) -> list[tuple[Any, Any]]:
+    """Open conflicts, oldest first, each with its person (or None if the person is gone)."""
+    from idp.identity import services as identity
+    from idp.sources.resolver import person_by_index
+
+    return [(c, person_by_index(c.blind_index)) for c in identity.open_conflicts(limit)]
+
+
+def get_conflict(conflict_id: int) -> tuple[Any, Any]:
+    from idp.identity.models import IdentityConflict
+    from idp.sources.resolver import person_by_index
+
+    conflict = db.session.get(IdentityConflict, conflict_id)
+    if conflict is None:
+        raise NotFound()
+    return conflict, person_by_index(conflict.blind_index)
+
+
+def resolve_conflict(conflict_id: int, chosen: str, note: str, actor: str) -> Any:
+    """Close a conflict with the value the operator confirmed (one the sources gave), and a note."""
+    import datetime as dt
+
+    from idp.identity import services as identity
+
+    conflict, person = get_conflict(conflict_id)
+    if conflict.status != "open":
+        raise InvalidRegistration("chosen", _l("This conflict was already resolved."))
+    if chosen not in set(conflict.values.values()):
+        raise InvalidRegistration("chosen", _l("Choose one of the values the sources gave."))
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRegistration("note", _l("Say how you confirmed the value (for the audit trail)."))
+    name = birth_date = None
+    if conflict.field == "name":
+        name = chosen
+    elif len(chosen) == 10:  # a full date; a month-day value leaves the person's full date alone
+        birth_date = dt.date.fromisoformat(chosen)
+    identity.resolve_conflict(conflict_id, actor, note[:2000], name=name, birth_date=birth_date)
+    if person is not None and conflict.field == "birthday" and len(chosen) == 4:
+        person.birth_month_day = chosen
+        if person.birth_date is not None and person.birth_date.strftime("%m%d") != chosen:
+            person.birth_date = None
+    audit.record(audit.CONFLICT_RESOLVED, actor=actor, commit=False, conflict_id=conflict_id, field=conflict.field,
+                 person_id=person.id if person is not None else None,
+                 source=sorted(s for s, v in conflict.values.items() if v == chosen))
+    db.session.commit()
+    return conflict

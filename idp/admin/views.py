@@ -1,0 +1,258 @@
+"""The operator console at ``/admin/`` (issue 2 item 9, issue 3 item 9; R-O3, R-N3).
+
+Every page needs a signed-in operator: nobody signed in is sent to the login page, a signed-in
+person without the operator role gets 403. Views are thin (DESIGN rule 4): bind the form, call
+one service, then render or redirect. No page is cached anywhere (``no-store``): they hold
+secrets shown once, names of children and audit data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from idp.admin import services
+from idp.admin.forms import (
+    ClientForm,
+    ConfirmForm,
+    KeyRetireForm,
+    KeyRotateForm,
+    PersonLookupForm,
+    ResolveConflictForm,
+)
+from idp.errors import Forbidden, IdpError
+from idp.security import audit
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _operator() -> Any:
+    from idp.login import sessions
+
+    return sessions.current_account()
+
+
+@bp.before_request
+def require_operator() -> Any:
+    from idp.login import sessions
+
+    account = _operator()
+    if account is None:
+        return redirect(sessions.login_url(request.full_path if request.query_string else request.path))
+    if not account.is_operator:
+        raise Forbidden(_l("Only operators may use the operator console."))
+    return None
+
+
+@bp.after_request
+def no_store(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    return resp
+
+
+def _actor() -> str:
+    return _operator().username
+
+
+def _field_error(form: Any, exc: IdpError) -> None:
+    """Show a service's refusal beside the input it concerns (or at the top of the form)."""
+    field = getattr(form, getattr(exc, "field", "") or "", None)
+    if field is not None and hasattr(field, "errors"):
+        field.errors = [*field.errors, exc.message]
+    else:
+        flash(exc.message, "error")
+
+
+@bp.get("/")
+def index() -> Any:
+    return redirect(url_for("admin.clients"))
+
+
+# -- relying-party apps --------------------------------------------------------------------------
+@bp.get("/clients")
+def clients() -> Any:
+    return render_template("admin/clients.html", clients=services.list_clients())
+
+
+@bp.route("/clients/new", methods=["GET", "POST"])
+def client_new() -> Any:
+    form = ClientForm()
+    if request.method == "GET":
+        form.fill(services.DEFAULTS)
+        return render_template("admin/client_form.html", form=form, client=None)
+    if form.validate_on_submit():
+        try:
+            reg = services.create_client(form.registration(), _actor(), client_id=form.client_id.data or None)
+        except IdpError as exc:
+            _field_error(form, exc)
+        else:
+            # Rendered, not redirected: the secret exists in clear only in this one response.
+            return render_template("admin/secret.html", client=reg.client, secret=reg.secret, created=True)
+    return render_template("admin/client_form.html", form=form, client=None), 400
+
+
+@bp.get("/clients/<client_id>")
+def client(client_id: str) -> Any:
+    item = services.get_client(client_id)
+    return render_template("admin/client.html", client=item, info=services.describe(item))
+
+
+@bp.route("/clients/<client_id>/edit", methods=["GET", "POST"])
+def client_edit(client_id: str) -> Any:
+    item = services.get_client(client_id)
+    form = ClientForm()
+    del form.client_id  # fixed once registered: relying parties have it in their configuration
+    if request.method == "GET":
+        form.fill(services.describe(item))
+        return render_template("admin/client_form.html", form=form, client=item)
+    if form.validate_on_submit():
+        try:
+            reg = services.update_client(client_id, form.registration(), _actor())
+        except IdpError as exc:
+            _field_error(form, exc)
+        else:
+            if reg.secret:
+                return render_template("admin/secret.html", client=reg.client, secret=reg.secret, created=False)
+            flash(_l("Saved. Every server uses the new registration from now on."), "info")
+            return redirect(url_for("admin.client", client_id=client_id))
+    return render_template("admin/client_form.html", form=form, client=item), 400
+
+
+@bp.route("/clients/<client_id>/rotate-secret", methods=["GET", "POST"])
+def client_rotate(client_id: str) -> Any:
+    item = services.get_client(client_id)
+    form = ConfirmForm()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            reg = services.rotate_secret(client_id, _actor())
+        except IdpError as exc:
+            if exc.status == 404:
+                raise
+            flash(exc.message, "error")
+            return redirect(url_for("admin.client", client_id=client_id))
+        return render_template("admin/secret.html", client=reg.client, secret=reg.secret, created=False)
+    return render_template("admin/client_rotate.html", client=item, form=form)
+
+
+@bp.route("/clients/<client_id>/delete", methods=["GET", "POST"])
+def client_delete(client_id: str) -> Any:
+    item = services.get_client(client_id)
+    form = ConfirmForm()
+    if request.method == "POST" and form.validate_on_submit():
+        counts = services.delete_client(client_id, _actor())
+        flash(_l("Deleted %(name)s: %(tokens)d tokens revoked, %(consents)d consents removed.",
+                 name=item.name, tokens=counts["tokens_revoked"], consents=counts["consents_removed"]), "info")
+        return redirect(url_for("admin.clients"))
+    return render_template("admin/client_delete.html", client=item, form=form)
+
+
+# -- signing keys ----------------------------------------------------------------------------
+@bp.route("/keys", methods=["GET", "POST"])
+def keys() -> Any:
+    store = current_app.extensions["idp.keys"]
+    rotate_form, retire_form = KeyRotateForm(prefix="rotate"), KeyRetireForm(prefix="retire")
+    if request.method == "POST":
+        if rotate_form.submit.data and rotate_form.validate_on_submit():
+            algs = (rotate_form.alg.data,) if rotate_form.alg.data else ("RS256", "ES256")
+            for new_kid, old_kid in store.rotate(algs):
+                audit.record(audit.KEY_ROTATED, actor=_actor(), kid=new_kid, retired_kid=old_kid)
+            flash(_l("New signing keys are in use; the previous ones stay published until their tokens expire."),
+                  "info")
+            return redirect(url_for("admin.keys"))
+        if retire_form.submit.data and retire_form.validate_on_submit():
+            from idp.oidc.keys import UnknownKey
+
+            try:
+                store.retire(retire_form.kid.data)
+            except UnknownKey:
+                flash(_l("There is no such key."), "error")
+            else:
+                audit.record(audit.KEY_RETIRED, actor=_actor(), kid=retire_form.kid.data)
+                flash(_l("Key retired."), "info")
+            return redirect(url_for("admin.keys"))
+        flash(_l("The form expired. Please try again."), "error")
+    published = {k.kid for k in store.published()}
+    return render_template("admin/keys.html", keys=store.all(), published=published, rotate_form=rotate_form,
+                           retire_form=retire_form)
+
+
+# -- audit trail -----------------------------------------------------------------------------
+@bp.get("/audit")
+def audit_log() -> Any:
+    args = request.args
+    before = args.get("before", type=int)
+    events = services.audit_events(event=args.get("event") or None, actor=args.get("actor") or None,
+                                   client_id=args.get("client_id") or None, before_id=before, limit=51)
+    more = len(events) > 50
+    return render_template("admin/audit.html", events=events[:50], more=more, names=services.audit_event_names(),
+                           filters={k: args.get(k, "") for k in ("event", "actor", "client_id")})
+
+
+# -- people and conflicts (issue 3 item 9) ---------------------------------------------------
+@bp.route("/people", methods=["GET", "POST"])
+def people() -> Any:
+    form = PersonLookupForm()
+    status = 200
+    if form.validate_on_submit():
+        raw = form.national_id.data
+        form.national_id.data = ""  # never echoed back
+        try:
+            person = services.lookup_person(raw, _actor())
+        except IdpError as exc:
+            if exc.status == 429:
+                raise
+            form.national_id.errors = [exc.message]
+            status = 400
+        else:
+            if person is not None:
+                return redirect(url_for("admin.person", person_id=person.id))
+            flash(_l("No person with this number is known from any source."), "info")
+            status = 404
+    elif request.method == "POST":
+        status = 400
+    return render_template("admin/people.html", form=form), status
+
+
+@bp.get("/people/<int:person_id>")
+def person(person_id: int) -> Any:
+    view = services.person_view(person_id, _actor())
+    return render_template("admin/person.html", view=view)
+
+
+@bp.get("/conflicts")
+def conflicts() -> Any:
+    return render_template("admin/conflicts.html", items=services.open_conflicts())
+
+
+@bp.route("/conflicts/<int:conflict_id>", methods=["GET", "POST"])
+def conflict(conflict_id: int) -> Any:
+    item, who = services.get_conflict(conflict_id)
+    form = ResolveConflictForm()
+    by_value: dict[str, list[str]] = {}
+    for source, value in sorted((item.values or {}).items()):
+        by_value.setdefault(str(value), []).append(source)
+    form.chosen.choices = [(v, f"{v} ({', '.join(s)})") for v, s in by_value.items()]
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                services.resolve_conflict(conflict_id, form.chosen.data, form.note.data, _actor())
+            except IdpError as exc:
+                _field_error(form, exc)
+            else:
+                flash(_l("Conflict resolved."), "info")
+                return redirect(url_for("admin.conflicts"))
+        return render_template("admin/conflict.html", item=item, person=who, form=form), 400
+    return render_template("admin/conflict.html", item=item, person=who, form=form)
+
+
+@bp.app_template_filter("timestamp")
+def timestamp(value: int | None) -> str:
+    """A Unix time as UTC date and time (key dates)."""
+    import datetime as dt
+
+    if not value:
+        return "–"
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
