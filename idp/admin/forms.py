@@ -17,6 +17,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -40,21 +41,21 @@ class ClientForm(FlaskForm):
     redirect_uris = TextAreaField(_l("Redirect URIs, one per line (exact match; https unless loopback)"))
     post_logout_redirect_uris = TextAreaField(_l("Post-logout redirect URIs, one per line"))
     backchannel_logout_uri = StringField(_l("Back-channel logout URI"), validators=[Optional(), Length(max=500)])
-    grant_types = MultiCheckboxField(_l("Grant types"), choices=[(g, g) for g in services.GRANT_TYPES])
+    grant_types = MultiCheckboxField(_l("Grant types"), choices=[SelectChoice(g) for g in services.GRANT_TYPES])
     scope = MultiCheckboxField(_l("Scopes the app may ask for"))
     token_endpoint_auth_method = SelectField(_l("Token endpoint authentication"), choices=[
-        ("client_secret_basic", _l("client_secret_basic (secret in the Authorization header)")),
-        ("client_secret_post", _l("client_secret_post (secret in the form body)")),
-        ("private_key_jwt", _l("private_key_jwt (the app signs with its own key)")),
-        ("none", _l("none (public app in a browser or on a device; PKCE required)")),
+        SelectChoice("client_secret_basic", _l("client_secret_basic (secret in the Authorization header)")),
+        SelectChoice("client_secret_post", _l("client_secret_post (secret in the form body)")),
+        SelectChoice("private_key_jwt", _l("private_key_jwt (the app signs with its own key)")),
+        SelectChoice("none", _l("none (public app in a browser or on a device; PKCE required)")),
     ])
     jwks = TextAreaField(_l("The app's public key set (JSON), for private_key_jwt"))
     jwks_uri = StringField(_l("Or the URL of its key set"), validators=[Optional(), Length(max=500)])
     id_token_signed_response_alg = SelectField(_l("ID token algorithm"),
-                                               choices=[(a, a) for a in services.ID_TOKEN_ALGS])
+                                               choices=[SelectChoice(a) for a in services.ID_TOKEN_ALGS])
     subject_type = SelectField(_l("Subject identifier"), choices=[
-        ("pairwise", _l("pairwise: a different identifier for each sector (recommended)")),
-        ("public", _l("public: the same identifier for every app")),
+        SelectChoice("pairwise", _l("pairwise: a different identifier for each sector (recommended)")),
+        SelectChoice("public", _l("public: the same identifier for every app")),
     ])
     sector_identifier = StringField(_l("Sector identifier URI (apps sharing it see the same pairwise identifier)"),
                                     validators=[Optional(), Length(max=255)])
@@ -66,7 +67,7 @@ class ClientForm(FlaskForm):
         super().__init__(*args, **kwargs)
         from idp.oidc import claims
 
-        self.scope.choices = [(s, s) for s in claims.scopes_supported()]
+        self.scope.choices = [SelectChoice(s) for s in claims.scopes_supported()]
 
     def fill(self, registration: dict[str, Any]) -> None:
         """Show an existing registration in the form (a GET of the edit page)."""
@@ -112,7 +113,8 @@ class ConfirmForm(FlaskForm):
 
 
 class KeyRotateForm(FlaskForm):
-    alg = SelectField(_l("Algorithm"), choices=[("", _l("Every algorithm")), ("RS256", "RS256"), ("ES256", "ES256")],
+    alg = SelectField(_l("Algorithm"), choices=[SelectChoice("", _l("Every algorithm")), SelectChoice("RS256"),
+                                    SelectChoice("ES256")],
                       validators=[Optional()])
     submit = SubmitField(_l("Add a new signing key"))
 

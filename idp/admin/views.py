@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
+from wtforms.fields.choices import SelectChoice
 
 from idp.admin import services
 from idp.admin.forms import (
@@ -234,7 +235,10 @@ def conflict(conflict_id: int) -> Any:
     by_value: dict[str, list[str]] = {}
     for source, value in sorted((item.values or {}).items()):
         by_value.setdefault(str(value), []).append(source)
-    form.chosen.choices = [(v, f"{v} ({', '.join(s)})") for v, s in by_value.items()]
+    form.chosen.choices = [SelectChoice(v, f"{v} ({', '.join(s)})") for v, s in by_value.items()]
+    if request.method == "POST" and item.status != "open":
+        flash(_l("This conflict was already resolved."), "error")
+        return render_template("admin/conflict.html", item=item, person=who, form=form), 409
     if request.method == "POST":
         if form.validate_on_submit():
             try:

@@ -11,7 +11,7 @@ from idp.extensions import db
 
 @pytest.fixture
 def operator(app):
-    account = create_account("op1", OPERATOR_PASSWORD, name="維運人員", kind="member", is_operator=True)
+    account = create_account("operator1", OPERATOR_PASSWORD, name="維運人員", kind="member", is_operator=True)
     db.session.commit()
     return account
 
@@ -28,5 +28,5 @@ def console(client, operator):
     """A browser signed in as the operator."""
     from admin_helpers import sign_in
 
-    sign_in(client, "op1")
+    sign_in(client, "operator1")
     return client
