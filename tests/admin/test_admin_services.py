@@ -86,7 +86,7 @@ def test_private_key_jwt_takes_public_keys_only(app) -> None:
     with pytest.raises(services.InvalidRegistration) as err:
         services.create_client({**WEB_APP, "token_endpoint_auth_method": "private_key_jwt",
                                 "jwks": {"keys": [key.as_dict(private=True)]}}, "op1")
-    assert err.value.field == "jwks" and "private key" in str(err.value.message)
+    assert err.value.field == "jwks" and "私密金鑰" in str(err.value.message)  # "a private key"
     reg = services.create_client({**WEB_APP, "token_endpoint_auth_method": "private_key_jwt",
                                   "jwks": json.dumps({"keys": [key.as_dict(private=False)]})}, "op1")
     assert reg.secret is None and reg.client.client_secret_hash is None

@@ -72,16 +72,16 @@ def test_public_and_private_key_jwt_clients_have_no_secret(cli, tmp_path) -> Non
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["create", "--name", "X", "--redirect-uri", "http://app.example.edu.tw/cb"], "must use https"),
-    (["create", "--name", "X", "--redirect-uri", "https://a.example/cb", "--scope", "openid root"], "Unknown scope"),
-    (["create", "--redirect-uri", "https://a.example/cb"], "name"),
-    (["show", "nope"], "no app with client ID nope"),
-    (["update", "nope", "--name", "Y"], "no app"),
-    (["rotate-secret", "nope"], "no app"),
-    (["delete", "nope", "--yes"], "no app"),
+    (["create", "--name", "X", "--redirect-uri", "http://app.example.edu.tw/cb"], "必須使用 https"),  # must use https
+    (["create", "--name", "X", "--redirect-uri", "https://a.example/cb", "--scope", "openid root"], "未知的範圍 root"),
+    (["create", "--redirect-uri", "https://a.example/cb"], "name: "),
+    (["show", "nope"], "沒有用戶端代碼為 nope 的應用程式"),
+    (["update", "nope", "--name", "Y"], "nope"),
+    (["rotate-secret", "nope"], "nope"),
+    (["delete", "nope", "--yes"], "nope"),
 ])
 def test_bad_input_is_a_clear_error_not_a_traceback(cli, args, message) -> None:
-    """R-O3: a refused command exits non-zero with the rule it broke, never a stack trace."""
+    """R-O3: a refused command exits non-zero with the rule it broke (zh-TW first), never a stack trace."""
     result = cli.invoke(args=["clients", *args])
     assert result.exit_code != 0
     assert message in result.output

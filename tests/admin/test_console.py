@@ -52,7 +52,7 @@ def test_a_refused_registration_says_why_beside_the_field(app, console) -> None:
                      page="/admin/clients/new")
     assert resp.status_code == 400
     html = resp.get_data(as_text=True)
-    assert "must use https" in html and 'class="field-error"' in html
+    assert "必須使用 https" in html and 'class="field-error"' in html
     assert "http://app.example.edu.tw/cb" in html  # the typed value is kept for correction
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Client)) == 0
 
@@ -85,7 +85,7 @@ def test_edit_rotate_and_delete_through_the_pages(app, console) -> None:
 
     gone = post_form(console, f"/admin/clients/{cid}/delete", {})
     assert gone.status_code == 302
-    assert "1 tokens revoked" in console.get("/admin/clients").get_data(as_text=True)
+    assert "撤銷 1 個權杖" in console.get("/admin/clients").get_data(as_text=True)
     assert console.get(f"/admin/clients/{cid}").status_code == 404
     assert client_credentials(console, cid, second).status_code == 401
 

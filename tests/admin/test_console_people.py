@@ -115,7 +115,7 @@ def test_conflicts_are_listed_and_resolved_with_a_source_value(app, console, per
     assert db.session.get(Person, person.id).name == "林宜君"
     resolved = db.session.get(IdentityConflict, conflict.id)
     assert (resolved.status, resolved.resolved_by) == ("resolved", "operator1")
-    assert "No open conflict" in console.get("/admin/conflicts").get_data(as_text=True)
+    assert "目前沒有待處理的衝突" in console.get("/admin/conflicts").get_data(as_text=True)
     event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.event == "identity.conflict_resolved")).one()
     assert event.data["source"] == ["proxy"] and event.actor == "operator1"
     again = console.post(path, data={"chosen": "林怡君", "note": "x",
