@@ -22,6 +22,7 @@ from idp.store import make_store
 PACKAGES = (
     "idp.security",
     "idp.accounts",
+    "idp.schools",
     "idp.identity",
     "idp.sources",
     "idp.oidc",
