@@ -57,3 +57,50 @@ def rotate_keys(batch: int = 1000) -> int:
             p.national_id_ciphertext = prot.reencrypt(p.national_id_ciphertext)
         moved += len(people)
         db.session.commit()
+
+
+# -- what relying parties may learn (issue 3 item 7) -----------------------------------------
+ROLE_ORDER = {"學生": 0, "教師": 1, "職員": 2}
+
+
+def person_for_account(account_id: int) -> Person | None:
+    """The person behind a cloud account, or None (a member, or an account not yet linked)."""
+    return db.session.scalar(sa.select(Person).where(Person.account_id == account_id))
+
+
+def has_identity(account_id: int) -> bool:
+    """Is this account backed by a person known from a trusted source (R-A2 real name)?"""
+    return db.session.scalar(sa.select(Person.id).where(Person.account_id == account_id)) is not None
+
+
+def eduinfo(person: Person) -> dict:
+    """The ministry's education claim for a person's current affiliations (without ``sub``).
+
+    ``schoolid`` is the main school: the most recently seen current affiliation (a pupil's
+    class before a staff post); ``titles`` lists per school the roles and titles (學生, 教師,
+    校長…); ``classinfo`` exists only for students. Numbers are strings, as the ministry's API
+    returns them, so relying parties written for it parse the same JSON.
+    """
+    from idp.identity.models import Affiliation
+
+    active = [a for a in db.session.scalars(
+        sa.select(Affiliation).where(Affiliation.person_id == person.id, Affiliation.status == "active"))]
+    active.sort(key=lambda a: (ROLE_ORDER.get(a.role, 9), -(a.last_seen.timestamp() if a.last_seen else 0), a.id))
+    titles: dict[str, list[str]] = {}
+    for a in active:
+        words = titles.setdefault(a.school_code, [])
+        for word in (a.role, a.title):
+            if word and word not in words:
+                words.append(word)
+    classinfo = [{"year": _s(a.academic_year), "semester": _s(a.semester), "schoolid": a.school_code,
+                  "grade": _s(a.grade), "classno": _s(a.class_no), "classtitle": a.class_name or ""}
+                 for a in active if a.role == "學生"]
+    out: dict = {"schoolid": active[0].school_code if active else "",
+                 "titles": [{"schoolid": code, "titles": words} for code, words in titles.items()]}
+    if classinfo:
+        out["classinfo"] = classinfo
+    return out
+
+
+def _s(value: object) -> str:
+    return "" if value is None else str(value)

@@ -128,8 +128,8 @@ class UserInfoEndpoint(_UserInfoEndpoint):
     """OIDC Core §5.3: the claims of the token's scopes, from the one table in ``claims.py``."""
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
-        token = g.authlib_server_oauth2_token
-        return claims.claims_for(user, scope, subjects.subject_for(token.get_client(), user))
+        client = g.authlib_server_oauth2_token.get_client()
+        return claims.claims_for(user, scope, subjects.subject_for(client, user), client)
 
     def get_issuer(self) -> str:
         return settings().issuer

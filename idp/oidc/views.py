@@ -10,6 +10,7 @@ URI gets an error page before any login page and is never redirected to.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -105,6 +106,14 @@ def _wants_real_name(client: Any) -> bool:
     return bool(client.require_real_name) or claims.ACR_CLOUD in request.args.get("acr_values", "").split()
 
 
+def _is_real_name(account: Any) -> bool:
+    """A cloud account backed by a person a trusted source knows (R-A2, R-A3): the account kind
+    alone is not enough, an account whose person link is missing cannot vouch for a name."""
+    from idp.identity import services as identity
+
+    return bool(account.is_real_name) and identity.has_identity(account.id)
+
+
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 @bp.get("/oidc/v1/azp", endpoint="ministry_authorize")
 def authorize() -> Any:
@@ -145,7 +154,7 @@ def authorize() -> Any:
         return redirect(sessions.login_url(next_url, force=account is not None,
                                            login_hint=request.args.get("login_hint")))
 
-    if _wants_real_name(client) and not account.is_real_name:
+    if _wants_real_name(client) and not _is_real_name(account):
         return render_template("oidc/real_name_required.html", client=client), 403
 
     scope = grant.request.scope
@@ -191,6 +200,33 @@ def userinfo() -> Response:
     response = oauth().create_endpoint_response("userinfo")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/moeresource/api/v1/oidc/eduinfo", endpoint="ministry_eduinfo")
+@csrf.exempt
+def eduinfo() -> Response:
+    """The ministry's education resource (Bearer, scope ``eduinfo``): ``sub`` plus school, titles and
+    classes, the same object as the ``eduinfo`` claims in userinfo."""
+    from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
+
+    protector = current_app.extensions["idp.resource_protector"]
+    try:
+        token = protector.validate_request(scopes=["eduinfo"], request=FlaskJsonRequest(request))
+    except OAuth2Error as error:
+        resp = _json(json.dumps(dict(error.get_body())))
+        resp.status_code = error.status_code
+        for name, value in error.get_headers():
+            resp.headers[name] = value
+        return resp
+    account = token.get_user()
+    if account is None:  # a client_credentials token speaks for an app, not a person
+        resp = _json(json.dumps({"error": "invalid_token", "error_description": "The token is not a person's."}))
+        resp.status_code = 401
+        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return resp
+    client = token.get_client()
+    body = {"sub": subjects.subject_for(client, account), "schoolid": "", "titles": [], **claims.eduinfo(account)}
+    return _json(json.dumps(body, ensure_ascii=False))
 
 
 @bp.post("/oauth/revoke")

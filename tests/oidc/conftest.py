@@ -59,3 +59,29 @@ def rp(make_client) -> Client:
 @pytest.fixture
 def public_rp(make_client) -> Client:
     return make_client("spa1", secret=None, redirect_uris=[PUBLIC_REDIRECT], name="Public App")
+
+
+@pytest.fixture
+def link_person(app):
+    """Make ``account`` a real-name account: a person known from a source, with affiliations, linked."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from idp.identity import protection
+    from idp.identity.models import Person
+    from idp.identity.nationalid import NationalId
+    from idp.sources import resolver
+    from idp.sources.base import AffiliationRecord, PersonRecord
+
+    def link(account: Account, national_id: str, *affiliations: AffiliationRecord, name: str = "王小明",
+             source: str = "county:ntpc") -> Person:
+        nid = NationalId.parse(national_id)
+        resolver.merge_batch(source, [PersonRecord(source, nid, name, dt.date(2015, 5, 21),
+                                                   affiliations=tuple(affiliations))])
+        person = resolver.person_by_index(protection.blind_index(nid))
+        person.account_id = account.id
+        db.session.commit()
+        return db.session.scalar(sa.select(Person).where(Person.id == person.id))
+
+    return link

@@ -99,8 +99,9 @@ def test_real_name_required_refuses_members_with_a_page(client, make_client, mak
     assert 'data-error="real_name_required"' in resp.get_data(as_text=True)
 
 
-def test_acr_values_asks_for_real_name(client, rp, make_account, account) -> None:
+def test_acr_values_asks_for_real_name(client, rp, make_account, account, link_person) -> None:
     """R-A3: acr_values with the cloud acr refuses members; a cloud account gets that acr."""
+    link_person(account, "A123456789")
     member = make_account("member2", kind="member")
     sign_in(client, member)
     params, _ = authorize_params(rp, acr_values="urn:tw:edu:sso:acr:cloud")
