@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import requests
 from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 from joserfc import jws, jwt
@@ -100,12 +101,32 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
         client_id=config["DEMO_RP_CLIENT_ID"],
         client_secret=config["DEMO_RP_CLIENT_SECRET"],
         server_metadata_url=config["DEMO_RP_ISSUER"] + "/.well-known/openid-configuration",
-        client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256",
+        client_kwargs={"scope": "openid profile email eduinfo guid", "code_challenge_method": "S256",
                        "token_endpoint_auth_method": "client_secret_basic"},
     )
     store = Sessions()
     app.extensions["demo_rp.sessions"] = store
     base = config["DEMO_RP_BASE_URL"]
+
+    def fetch_eduinfo(token: dict[str, Any]) -> dict[str, Any] | None:
+        """The ministry-style education resource, with school names from the provider's directory."""
+        issuer = config["DEMO_RP_ISSUER"]
+        try:
+            resp = oauth.idp.get(issuer + "/moeresource/api/v1/oidc/eduinfo", token=token, timeout=5)
+            if resp.status_code != 200:
+                return None
+            data = resp.json()
+            codes = {data.get("schoolid")} | {t.get("schoolid") for t in data.get("titles", [])}
+            names = {}
+            for code in sorted(c for c in codes if c):
+                school = requests.get(f"{issuer}/api/schools/{code}", timeout=5)
+                if school.status_code == 200:
+                    names[code] = school.json().get("name", "")
+            data["school_names"] = names
+            return data
+        except (requests.RequestException, ValueError):
+            app.logger.warning("could not read eduinfo from the provider")
+            return None
 
     def current() -> dict[str, Any] | None:
         record = store.get(session.get("sid"))
@@ -144,7 +165,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
         token["expires_at"] = int(token.get("expires_at") or time.time() + int(token.get("expires_in", 0)))
         store.drop(session.get("sid"))
         session["sid"] = store.new({"token": dict(token), "id_claims": claims, "userinfo": userinfo,
-                                    "refreshed": 0})
+                                    "eduinfo": fetch_eduinfo(token), "refreshed": 0})
         return redirect(url_for("index"))
 
     @app.post("/refresh")
@@ -163,6 +184,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
         record["token"] = new
         record["refreshed"] += 1
         record["userinfo"] = dict(oauth.idp.userinfo(token=new))
+        record["eduinfo"] = fetch_eduinfo(new)
         session["notice"] = "refreshed"
         return redirect(url_for("index"))
 

@@ -35,12 +35,16 @@ class DemoAccount:
     email: str
     kind: str
     is_operator: bool = False
+    # A synthetic (checksum-valid, nobody's) ID, so the person comes from the fake sources like anyone.
+    national_id: str | None = None
 
 
 # Documented in README.md: change them anywhere the demo is reachable by others.
 DEMO_ACCOUNTS = (
-    DemoAccount("student", "Student-Demo-2026", "王小明", "student@demo.example.edu.tw", "cloud"),
-    DemoAccount("teacher", "Teacher-Demo-2026", "陳美玲", "teacher@demo.example.edu.tw", "cloud"),
+    DemoAccount("student", "Student-Demo-2026", "王小明", "student@demo.example.edu.tw", "cloud",
+                national_id="A123456789"),
+    DemoAccount("teacher", "Teacher-Demo-2026", "陳美玲", "teacher@demo.example.edu.tw", "cloud",
+                national_id="B220139864"),
     DemoAccount("operator", "Operator-Demo-2026", "維運人員", "operator@demo.example.edu.tw", "member",
                 is_operator=True),
 )
@@ -90,7 +94,7 @@ def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
         "post_logout_redirect_uris": [f"{rp_url}/"],
         "backchannel_logout_uri": f"{rp_url}/backchannel-logout",
         "grant_types": ["authorization_code", "refresh_token"],
-        "scope": "openid profile email phone",
+        "scope": "openid profile email phone eduinfo guid",
         "token_endpoint_auth_method": "client_secret_basic",
         "id_token_signed_response_alg": "RS256",
         "subject_type": "pairwise",
@@ -118,6 +122,60 @@ def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
     return created, secret != current
 
 
+DEMO_SCHOOL = ("01", "014601")  # 新北市板橋區板橋國民小學 in the sample directory
+
+
+def _demo_people() -> list:
+    """The demo student and teacher as the fake sources will serve them."""
+    import datetime as dt
+
+    from idp.sources.generator import SyntheticPerson
+
+    county, school = DEMO_SCHOOL
+    return [
+        SyntheticPerson("A123456789", "王小明", dt.date(2016, 5, 21), school, "學生", None, 3, "305", "三年五班",
+                        county),
+        SyntheticPerson("B220139864", "陳美玲", dt.date(1985, 3, 9), school, "教師", "導師", None, None, None,
+                        county),
+    ]
+
+
+def _load_identities() -> dict[str, dict[str, int]]:
+    """Schools from the sample directory, then people (the demo pair plus 200 synthetic ones at the
+    directory's schools) served by the loopback fake feeds and synced through the real adapters."""
+    import sqlalchemy as sa
+
+    from idp.schools.commands import SAMPLE
+    from idp.schools.loaders import load_file
+    from idp.schools.models import School
+    from idp.sources.fake import load_demo_people
+
+    report = load_file(SAMPLE.read_text(encoding="utf-8"), "csv")
+    db.session.commit()
+    click.echo(f"schools: {report.added} added, {report.updated} updated, {report.unchanged} unchanged")
+    schools = [(c, code) for code, c in db.session.execute(
+        sa.select(School.code, School.county_code).where(School.active.is_(True)).order_by(School.code))]
+    return load_demo_people(200, seed=1, extra=_demo_people(), schools=schools)
+
+
+def _link(spec: DemoAccount) -> bool:
+    """Link the demo account to its person (the step an application for an account does)."""
+    from idp.accounts import services as accounts
+    from idp.identity import protection
+    from idp.identity.nationalid import NationalId
+    from idp.sources.resolver import person_by_index
+
+    if spec.national_id is None:
+        return False
+    person = person_by_index(protection.blind_index(NationalId.parse(spec.national_id)))
+    account = accounts.get_account_by_username(spec.username)
+    if person is None or account is None or person.account_id == account.id:
+        return False
+    person.account_id = account.id
+    db.session.commit()
+    return True
+
+
 @demo_cli.command("load")
 @click.option("--rp-url", default=DEMO_RP_URL, show_default=True,
               help="Base URL of the demo relying party (its redirect and logout URIs hang off it).")
@@ -132,9 +190,13 @@ def load(rp_url: str, env_file: Path | None) -> None:
         raise click.ClickException("demo data is switched off: set demo_data = true (IDP_DEMO_DATA=1)")
     rp_url = rp_url.rstrip("/")
     env_file = env_file or Path(current_app.instance_path) / "demo_rp.env"
+    for name, counts in _load_identities().items():
+        click.echo(f"source  {name:<9} {counts['records']} records, {counts['new_persons']} new persons")
     for spec in DEMO_ACCOUNTS:
         made = _ensure_account(spec)
-        click.echo(f"account {spec.username:<9} {'created' if made else 'already there'}")
+        linked = _link(spec)
+        click.echo(f"account {spec.username:<9} {'created' if made else 'already there'}"
+                   + (", linked to its person" if linked else ""))
     created, rotated = _ensure_client(rp_url, env_file)
     state = "registered" if created else "already registered"
     click.echo(f"client  {DEMO_CLIENT_ID:<9} {state}; redirect {rp_url}/callback; "

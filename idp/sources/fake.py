@@ -75,7 +75,8 @@ def serve(app: Flask) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def load_demo_people(n: int = 200, seed: int = 1, extra: list[Any] | None = None) -> dict[str, dict[str, int]]:
+def load_demo_people(n: int = 200, seed: int = 1, extra: list[Any] | None = None,
+                     schools: list[tuple[str, str]] | None = None) -> dict[str, dict[str, int]]:
     """For the demo: generate ``n`` people (plus ``extra`` ``SyntheticPerson``s, e.g. the demo student),
     serve them from the three fake feeds on loopback and sync them through the real HTTP adapters.
     Students go to a county feed (senior-high grades to the K-12 registry), staff to webHR."""
@@ -85,7 +86,7 @@ def load_demo_people(n: int = 200, seed: int = 1, extra: list[Any] | None = None
     from idp.sources.sync import sync
     from idp.sources.webhr import WebHR
 
-    people = list(gen.population(n, seed=seed)) + list(extra or [])
+    people = list(gen.population(n, seed=seed, schools=schools)) + list(extra or [])
     token = "demo-feed-token"
     feeds = {
         "county": ([gen.county_raw(p) for p in people if p.role == "學生" and (p.grade or 0) <= 9], "sch_code",

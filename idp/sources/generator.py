@@ -47,11 +47,13 @@ def school_codes(n_schools: int, rng: random.Random) -> list[tuple[str, str]]:
 
 
 def population(n: int, seed: int = 1, n_schools: int | None = None, today: dt.date | None = None,
-               teacher_share: float = 0.08) -> Iterator[SyntheticPerson]:
-    """``n`` distinct people, about 92 % students (grades 1–12) and 8 % staff."""
+               teacher_share: float = 0.08,
+               schools: list[tuple[str, str]] | None = None) -> Iterator[SyntheticPerson]:
+    """``n`` distinct people, about 92 % students (grades 1–12) and 8 % staff, at random codes or at
+    the given (county code, school code) pairs (the demo uses its school directory)."""
     rng = random.Random(seed)
     today = today or dt.date(2025, 9, 1)
-    schools = school_codes(n_schools or max(1, n // 400), rng)
+    schools = list(schools) if schools else school_codes(n_schools or max(1, n // 400), rng)
     seen: set[str] = set()
     for _ in range(n):
         nid = make_id(rng)

@@ -79,3 +79,24 @@ def test_demo_load_refuses_in_production_or_when_off(app, demo_settings, tmp_pat
     assert result.exit_code != 0
     assert db.session.execute(db.select(Account).filter_by(username="student")).scalar_one_or_none() is None
     assert not (tmp_path / "x.env").exists()
+
+
+def test_demo_student_has_a_school_title_and_class(app, demo_settings, tmp_path) -> None:
+    """R-S2, R-O2: demo load fills the directory and the people from the fake feeds; the demo student's
+    eduinfo names the school, the title 學生 and the class, and the teacher's has no class."""
+    from idp.identity import services as identity
+    from idp.schools.models import School
+
+    result = app.test_cli_runner().invoke(args=["demo", "load", "--env-file", str(tmp_path / "rp.env")])
+    assert result.exit_code == 0, result.output
+    assert "linked to its person" in result.output
+    assert db.session.execute(db.select(db.func.count()).select_from(School)).scalar() == 41
+    accounts = {a.username: a for a in db.session.execute(db.select(Account)).scalars()}
+    student = identity.eduinfo(identity.person_for_account(accounts["student"].id))
+    assert student["schoolid"] == "014601" and db.session.get(School, "014601").name == "新北市板橋區板橋國民小學"
+    assert student["titles"] == [{"schoolid": "014601", "titles": ["學生"]}]
+    assert student["classinfo"][0]["classtitle"] == "三年五班" and student["classinfo"][0]["grade"] == "3"
+    teacher = identity.eduinfo(identity.person_for_account(accounts["teacher"].id))
+    assert teacher["titles"] == [{"schoolid": "014601", "titles": ["教師", "導師"]}] and "classinfo" not in teacher
+    assert identity.person_for_account(accounts["operator"].id) is None
+    assert "A123456789" not in result.output

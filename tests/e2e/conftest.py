@@ -69,7 +69,7 @@ def live_env(live_dir: Path, rp_port: int) -> dict[str, str]:
         IDP_STORE_PREFIX=f"e2e{os.getpid()}:",
         IDP_KEYS_DIR=str(live_dir / "keys"),
         IDP_DEMO_DATA="true",
-        IDP_LOG_LEVEL="WARNING",
+        IDP_LOG_LEVEL="INFO",  # audit lines too: the browser test searches the logs for national IDs
         E2E_PORT=str(port),
     )
     flask_cli(env, "db", "upgrade")

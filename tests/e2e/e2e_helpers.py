@@ -75,7 +75,8 @@ class Server:
 def start_gunicorn(env: dict[str, str], port: int, log: Path, workers: int = 1) -> Server:
     fh = log.open("ab")
     proc = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                             "--graceful-timeout", "5", "--no-control-socket", "wsgi:app"], cwd=ROOT, env=env,
+                             "--graceful-timeout", "5", "--no-control-socket", "--access-logfile", "-", "wsgi:app"],
+                            cwd=ROOT, env=env,
                             stdout=fh, stderr=subprocess.STDOUT)
     fh.close()
     server = Server(f"http://127.0.0.1:{port}", proc, log)

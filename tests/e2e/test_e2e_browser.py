@@ -43,9 +43,11 @@ def page():
         browser.close()
 
 
-def test_demo_student_signs_in_refreshes_and_logs_out(page, demo_rp, live_server, artifacts) -> None:
-    """R-L1, R-L4, R-O1: the demo student signs in to the demo app through the hosted login and consent
-    pages (zh-TW), sees their name and the ID-token claims, refreshes, and signs out everywhere."""
+def test_demo_student_signs_in_refreshes_and_logs_out(page, demo_rp, live_server, artifacts, live_dir) -> None:
+    """R-L1, R-L4, R-O1, R-O2: the demo student signs in to the demo app through the hosted login and
+    consent pages (zh-TW), sees their name, school and class and the ID-token claims, refreshes, and
+    signs out everywhere; the student's national ID appears in no page and no server log."""
+    pages: list[str] = []
     page.goto(demo_rp + "/")
     page.click("#login")
 
@@ -66,6 +68,9 @@ def test_demo_student_signs_in_refreshes_and_logs_out(page, demo_rp, live_server
     claims = page.inner_text("#id-claims")
     assert live_server.base in claims and "urn:tw:edu:sso:acr:cloud" in claims
     assert "student@demo.example.edu.tw" in page.inner_text("#userinfo")
+    edu = page.inner_text("#eduinfo")
+    assert "新北市板橋區板橋國民小學" in edu and "學生" in edu and "三年五班" in edu
+    pages.append(page.content())
     expires_before = page.inner_text("#expires-at")
     page.screenshot(path=str(artifacts / "3-claims.png"), full_page=True)
 
@@ -79,6 +84,10 @@ def test_demo_student_signs_in_refreshes_and_logs_out(page, demo_rp, live_server
     assert page.locator("#login").count() == 1
     assert "您已登出" in page.inner_text("#notice")
     page.screenshot(path=str(artifacts / "4-signed-out.png"))
+    logs = "".join(p.read_text(errors="replace") for p in live_dir.glob("*.log"))
+    assert "POST /oauth/token" in logs and "login.success" in logs  # access and audit lines were written
+    for national_id in ("A123456789", "a123456789"):
+        assert national_id not in logs and all(national_id not in html for html in pages)
     # Signed out at the provider too: its home page asks to sign in again.
     cookies = {c["name"]: c["value"] for c in page.context.cookies(live_server.base)}
     home = requests.get(live_server.base + "/", cookies=cookies, timeout=10)
