@@ -10,8 +10,10 @@ COPY; the county sync goes through the real HTTP adapter against a loopback fake
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import multiprocessing
 import random
 import statistics
 import sys
@@ -28,7 +30,7 @@ from idp.identity import protection
 from idp.identity.nationalid import NationalId
 from idp.sources import generator as gen
 from idp.sources.county_sis import CountySIS
-from idp.sources.fake import feed_app, serve
+from idp.sources.fake import feed_app
 from idp.sources.resolver import identity
 from idp.sources.sync import sync
 
@@ -96,7 +98,7 @@ def load(n: int, seed: int, today: dt.date) -> tuple[list[str], list[gen.Synthet
                         "class_no": p.class_no, "class_name": p.class_name, "academic_year": year,
                         "semester": sem, "active": True}]
                 cp_s.write_row(("county-63", bi, p.name, p.birth_date, p.birth_date.strftime("%m%d"),
-                                json.dumps(aff, ensure_ascii=False), now))
+                                json.dumps(aff, ensure_ascii=False, separators=(",", ":")), now))
         cur.execute("SELECT setval('person_id_seq', (SELECT max(id) FROM person))")
         for table, name, definition in constraints:
             cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
@@ -105,6 +107,24 @@ def load(n: int, seed: int, today: dt.date) -> tuple[list[str], list[gen.Synthet
         cur.execute("ANALYZE")
     db.session.commit()
     return bis, keep
+
+
+@contextlib.contextmanager
+def serve_elsewhere(app):  # type: ignore[no-untyped-def]
+    """The fake county feed in a forked process of its own, as a real county system is another
+    machine: its JSON encoding must not share this process's GIL with the sync being measured."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app)
+    proc = multiprocessing.get_context("fork").Process(target=server.serve_forever, daemon=True)
+    proc.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    server.server_close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.join(10)
 
 
 def main() -> None:
@@ -138,7 +158,7 @@ def main() -> None:
             feed.append(r)
         feed += [gen.county_raw(p, today) for p in gen.population(n_new, seed=args.seed + 1, today=today)]
         fapp = feed_app(feed, "bench-token", "sch_code")
-        with serve(fapp) as url:
+        with serve_elsewhere(fapp) as url:
             src = CountySIS(url=url, token="bench-token", county="63", batch_size=args.batch)
             t0 = time.perf_counter()
             totals = sync(src)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
 import requests
 
 from idp.identity.nationalid import NationalId
@@ -111,12 +112,12 @@ class HttpFeed:
         return [self.to_record(r) for r in raws]
 
     def list_school(self, school_code: str) -> Iterable[PersonRecord]:
-        return self._records(self._get(f"/schools/{school_code}").json()["records"])
+        return self._records(orjson.loads(self._get(f"/schools/{school_code}").content)["records"])
 
     def changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
         if self.file:
             return self._file_changes(cursor)
-        data = self._get("/changes", cursor=cursor, limit=self.batch_size).json()
+        data = orjson.loads(self._get("/changes", cursor=cursor, limit=self.batch_size).content)
         return self._records(data["records"]), str(data["next_cursor"])
 
     def _file_changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
