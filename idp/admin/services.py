@@ -344,6 +344,7 @@ class PersonView:
     records: list[Any]
     conflicts: list[Any]
     account: Any
+    school_names: dict[str, str]
 
 
 def lookup_person(raw_id: str, actor: str) -> Any | None:
@@ -384,7 +385,10 @@ def person_view(person_id: int, actor: str) -> PersonView:
     conflicts = list(db.session.scalars(sa.select(IdentityConflict).where(
         IdentityConflict.blind_index == person.blind_index).order_by(IdentityConflict.id.desc())))
     audit.record(audit.IDENTITY_VIEWED, actor=actor, person_id=person_id)
-    return PersonView(person, affiliations, records, conflicts, get_account(person.account_id))
+    from idp.schools.services import names
+
+    return PersonView(person, affiliations, records, conflicts, get_account(person.account_id),
+                      names({a.school_code for a in affiliations}))
 
 
 def open_conflicts(limit: int = 100) -> list[tuple[Any, Any]]:

@@ -17,6 +17,7 @@ from admin_helpers import csrf_from, post_form
 from idp.extensions import db
 from idp.identity.models import IdentityConflict, Person
 from idp.identity.nationalid import NationalId, check_digit
+from idp.schools import loaders
 from idp.security import ratelimit
 from idp.security.models import AuditEvent
 from idp.sources import resolver
@@ -39,6 +40,8 @@ def person(app) -> Person:
                                                       affiliations=(moved, left))])
     resolver.merge_batch("proxy", [PersonRecord("proxy", nid, "林宜君", birth_month_day="0309",
                                                  affiliations=(moved,))])
+    loaders.apply([(1, loaders.make_row(code="014569", name="新北市板橋區新埔國民小學", county_code="01",
+                                         county="新北市", district="板橋區", level="國小"))])
     db.session.commit()
     return db.session.scalar(sa.select(Person))
 
@@ -63,6 +66,7 @@ def test_find_a_person_by_id_without_the_id_going_anywhere(app, console, person,
     html = page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
     assert "林怡君" in html and "014569" in html and "三年五班" in html and 'data-status="left"' in html
+    assert "新北市板橋區新埔國民小學" in html  # the school's name from the directory beside its code
     assert "county:ntpc" in html and "proxy" in html
     said = _everything_said(caplog, resp, console) + html
     for form in (KNOWN, KNOWN.lower(), KNOWN[1:]):
