@@ -242,15 +242,21 @@ def person_by_index(blind_index: str) -> Person | None:
 
 
 def identity(blind_index: str) -> dict[str, Any] | None:
-    """The resolved identity: name, birthday, current (active) affiliations, the sources that know it."""
-    person = person_by_index(blind_index)
+    """The resolved identity: name, birthday, current (active) affiliations, the sources that know it.
+
+    Plain rows, not ORM objects: this is the look-up every application, recovery and eduinfo call
+    makes, and building entities and a lazy relationship cost more than the three indexed reads."""
+    pt, sr, at = Person.__table__, SourceRecord.__table__, Affiliation.__table__
+    person = db.session.execute(sa.select(pt.c.id, pt.c.name, pt.c.birth_date, pt.c.birth_month_day, pt.c.account_id)
+                                .where(pt.c.blind_index == blind_index)).first()
     if person is None:
         return None
-    sources = db.session.execute(sa.select(SourceRecord.source).where(
-        SourceRecord.blind_index == blind_index)).scalars().all()
+    sources = db.session.execute(sa.select(sr.c.source).where(sr.c.blind_index == blind_index)).scalars().all()
+    affiliations = db.session.execute(sa.select(at).where(at.c.person_id == person.id, at.c.status == "active")
+                                      .order_by(at.c.id)).all()
     return {"person_id": person.id, "name": person.name, "birth_date": person.birth_date,
             "birth_month_day": person.birth_month_day, "account_id": person.account_id, "sources": sorted(sources),
-            "affiliations": [a for a in person.affiliations if a.status == "active"]}
+            "affiliations": affiliations}
 
 
 def match(name: str, national_id: NationalId, birthday: dt.date) -> Person | None:
