@@ -78,7 +78,7 @@ def _guid(account: Any, client: Any) -> dict[str, Any]:
     own records, pairwise per sector like ``sub``: HMAC keyed with the subject secret over the
     person's blind index, never the bare SHA-256 of the national ID that anyone can brute-force."""
     person = _person(account)
-    if person is None:
+    if person is None or client is None:  # no client, no sector: nothing safe to derive
         return {}
     from idp.oidc import subjects
 
