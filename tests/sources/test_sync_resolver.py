@@ -13,7 +13,7 @@ from idp.accounts.models import Account
 from idp.extensions import db
 from idp.identity import protection
 from idp.identity.models import Affiliation, IdentityConflict, Person, SourceCursor, SourceRecord
-from idp.identity.nationalid import NationalId
+from idp.identity.nationalid import NationalId, check_digit
 from idp.sources import generator as gen
 from idp.sources.county_sis import CountySIS
 from idp.sources.k12_registry import K12Registry
@@ -140,3 +140,61 @@ def test_transfer_updates_affiliation_keeps_account(app: Flask, feeds: dict[str,
         ident = identity(person.blind_index)
         assert [(a.school_code, a.grade, a.class_name) for a in ident["affiliations"]] == [("649999", 7, "七年忠班")]
         assert db.session.scalar(sa.select(SourceRecord.name).where(SourceRecord.blind_index == person.blind_index))
+
+
+def _teacher(*posts: tuple[str, str | None], active: bool = True):
+    from idp.sources.base import AffiliationRecord, PersonRecord
+
+    nid = NationalId.parse("H22233445" + check_digit("H22233445"))
+    return PersonRecord("webhr", nid, "林老師", dt.date(1980, 2, 3),
+                        affiliations=tuple(AffiliationRecord(code, "教師", title=title, active=active)
+                                           for code, title in posts))
+
+
+def _naive(when: dt.datetime) -> dt.datetime:
+    """UTC without tzinfo: SQLite hands timestamps back naive."""
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _affs() -> dict[str, tuple[str | None, str]]:
+    return {a.school_code: (a.title, a.status) for a in db.session.scalars(sa.select(Affiliation))}
+
+
+def test_unchanged_records_are_not_rewritten(app: Flask) -> None:
+    """R-S2: a feed repeating yesterday's record rewrites nothing (the mirror and affiliation keep their dates)."""
+    from idp.sources.resolver import merge_batch
+
+    with app.app_context():
+        first = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)
+        merge_batch("webhr", [_teacher(("633401", "導師"))], now=first)
+        db.session.commit()
+        counts = merge_batch("webhr", [_teacher(("633401", "導師"))], now=first + dt.timedelta(days=1))
+        db.session.commit()
+        assert counts == {"records": 1, "new_persons": 0, "conflicts": 0}
+        assert _naive(db.session.scalar(sa.select(SourceRecord.seen_at))) == _naive(first)
+        assert _naive(db.session.scalar(sa.select(Affiliation.last_seen))) == _naive(first)
+        merge_batch("webhr", [_teacher(("633401", "校長"))], now=first + dt.timedelta(days=2))
+        db.session.commit()
+        assert _affs() == {"633401": ("校長", "active")}
+        assert _naive(db.session.scalar(sa.select(SourceRecord.seen_at))) == _naive(first + dt.timedelta(days=2))
+
+
+def test_posts_end_and_come_back(app: Flask) -> None:
+    """R-S2: a post the source stops reporting is marked left (kept); one reported inactive is left; a
+    post reported again is active again; the other post is untouched throughout."""
+    from idp.sources.resolver import merge_batch
+
+    with app.app_context():
+        merge_batch("webhr", [_teacher(("633401", "導師"), ("014601", None))])
+        db.session.commit()
+        assert _affs() == {"633401": ("導師", "active"), "014601": (None, "active")}
+        merge_batch("webhr", [_teacher(("633401", "導師"))])
+        db.session.commit()
+        assert _affs() == {"633401": ("導師", "active"), "014601": (None, "left")}
+        merge_batch("webhr", [_teacher(("633401", "導師"), ("014601", None))])
+        db.session.commit()
+        assert _affs() == {"633401": ("導師", "active"), "014601": (None, "active")}
+        merge_batch("webhr", [_teacher(("633401", "導師"), ("014601", None), active=False)])
+        db.session.commit()
+        assert _affs() == {"633401": ("導師", "left"), "014601": (None, "left")}
+        assert _count(Affiliation) == 2 and _count(Person) == 1
