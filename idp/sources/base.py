@@ -77,6 +77,9 @@ class HttpFeed:
 
     name: str = "feed"
     batch_size: int = 5000
+    # The raw field holding the person's number: a parallel sync routes records by it, so that all
+    # of one person's records in a batch go to the same worker.
+    id_field: str = ""
 
     def __init__(self, name: str | None = None, url: str = "", token: str | None = None, token_env: str = "",
                  file: str = "", timeout: float = 30.0, batch_size: int | None = None, **options: Any) -> None:
@@ -115,20 +118,27 @@ class HttpFeed:
         return self._records(orjson.loads(self._get(f"/schools/{school_code}").content)["records"])
 
     def changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+        raws, next_cursor = self.raw_changes(cursor)
+        return self._records(raws), next_cursor
+
+    def raw_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
+        """One page of the feed as the source sends it (not yet mapped), and the next cursor."""
         if self.file:
             return self._file_changes(cursor)
         data = orjson.loads(self._get("/changes", cursor=cursor, limit=self.batch_size).content)
-        return self._records(data["records"]), str(data["next_cursor"])
+        return data["records"], str(data["next_cursor"])
 
-    def _file_changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+    def partition_key(self, raw: dict[str, Any]) -> str:
+        """What routes a raw record to a worker in a parallel sync (the same person, the same worker)."""
+        return str(raw.get(self.id_field, "")).strip().upper()
+
+    def _file_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
         """A dropped JSON file (a list of raw records): the cursor is the offset read up to."""
-        import json
-
-        with open(self.file, encoding="utf-8") as fh:
-            raws = json.load(fh)
+        with open(self.file, "rb") as fh:
+            raws = orjson.loads(fh.read().removeprefix(b"\xef\xbb\xbf"))  # a BOM from Windows tools
         start = int(cursor or 0)
         chunk = raws[start:start + self.batch_size]
-        return self._records(chunk), str(start + len(chunk))
+        return chunk, str(start + len(chunk))
 
 
 def parse_date(text: str | None) -> dt.date | None:

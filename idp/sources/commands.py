@@ -13,7 +13,9 @@ sources_cli = AppGroup("sources", help="Trusted data sources: sync, rosters.")
 @sources_cli.command("sync")
 @click.argument("name", required=False)
 @click.option("--max-batches", type=int, default=None, help="Stop after this many batches (resume later).")
-def sync_cmd(name: str | None, max_batches: int | None) -> None:
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Worker processes merging each page (PostgreSQL; SQLite always uses one).")
+def sync_cmd(name: str | None, max_batches: int | None, workers: int) -> None:
     """Pull changes from one configured source, or all; prints counts. Safe to re-run after a crash."""
     from idp.sources.sync import configured_sources, sync
 
@@ -23,7 +25,7 @@ def sync_cmd(name: str | None, max_batches: int | None) -> None:
             raise click.ClickException(f"unknown source {name!r}; configured: {', '.join(sources) or 'none'}")
         sources = {name: sources[name]}
     for src in sources.values():
-        t = sync(src, max_batches=max_batches)
+        t = sync(src, max_batches=max_batches, workers=workers)
         click.echo(f"{src.name}: {t['records']} records in {t['batches']} batches, "
                    f"{t['new_persons']} new persons, {t['conflicts']} conflicts")
 

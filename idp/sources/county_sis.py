@@ -25,6 +25,7 @@ def _int(v: Any) -> int | None:
 
 class CountySIS(HttpFeed):
     name = "county"
+    id_field = "sid"
 
     def __init__(self, *args: Any, county: str = "", format: str = "json", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -42,10 +43,9 @@ class CountySIS(HttpFeed):
         return PersonRecord(source=self.name, national_id=NationalId.parse(raw["sid"]), name=raw["stu_name"],
                             birth_date=parse_date(raw.get("birthday")), affiliations=(aff,))
 
-    def changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+    def raw_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
         if self.format != "csv" or self.file:
-            return super().changes(cursor)
+            return super().raw_changes(cursor)
         resp = self._get("/changes", cursor=cursor, limit=self.batch_size, format="csv")
         rows = csv.DictReader(io.StringIO(resp.text))
-        raws = [{CSV_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows]
-        return self._records(raws), resp.headers["X-Next-Cursor"]
+        return [{CSV_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows], resp.headers["X-Next-Cursor"]

@@ -15,6 +15,7 @@ from idp.sources.county_sis import _int
 
 class K12Registry(HttpFeed):
     name = "k12"
+    id_field = "idno"
 
     def to_record(self, raw: dict[str, Any]) -> PersonRecord:
         aff = AffiliationRecord(

@@ -46,16 +46,23 @@ def configured_sources() -> dict[str, DataSource]:
 
 
 def sync(source: DataSource, max_batches: int | None = None,
-         on_batch: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
-    """Read ``source.changes`` from the stored cursor until empty; returns totals."""
+         on_batch: Callable[[dict[str, int]], None] | None = None, workers: int = 1) -> dict[str, int]:
+    """Read ``source.changes`` from the stored cursor until empty; returns totals.
+
+    With ``workers`` > 1 (PostgreSQL and an HTTP feed only), each page is split by person across
+    that many worker processes, each merging its share on its own connection: the merge is half
+    Python and half database work, and one process keeps one core busy at best.
+    """
     totals = {"batches": 0, "records": 0, "new_persons": 0, "conflicts": 0}
     row = db.session.get(SourceCursor, source.name)
     cursor = row.cursor if row else ""
+    from idp.sources.base import HttpFeed
+
+    if workers > 1 and isinstance(source, HttpFeed) and db.engine.dialect.name == "postgresql":
+        return _run_parallel(source, cursor, totals, max_batches, on_batch, workers)
     # HTTP feeds: fetch and map page k+1 in a thread while page k is written (the cursor committed is
     # still that of the last page written). Database-backed sources read in this thread only.
     from concurrent.futures import ThreadPoolExecutor
-
-    from idp.sources.base import HttpFeed
 
     pool = ThreadPoolExecutor(max_workers=1) if isinstance(source, HttpFeed) else None
     pending = pool.submit(source.changes, cursor) if pool else None
@@ -88,6 +95,92 @@ def _run(source: DataSource, cursor: str, totals: dict[str, int], max_batches: i
             break
     log.info("source %s synced: %s", source.name, totals)
     return totals
+
+
+def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches: int | None,
+                  on_batch: Callable[[dict[str, int]], None] | None, workers: int) -> dict[str, int]:
+    """Page k+1 is fetched while page k is merged; page k is split by person (``partition_key``) over
+    ``workers`` processes, one per partition so that a person's batches are applied in order. The
+    cursor is committed only once every share of its page is: a crash re-applies at most one page,
+    and applying a page twice leaves the same rows."""
+    import multiprocessing
+    import zlib
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from flask import current_app
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    db.session.close()  # nothing of this session's may be shared with the forked workers
+    ctx = multiprocessing.get_context("fork")
+    procs = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(app, source))
+             for _ in range(workers)]
+    fetcher = None
+    try:
+        for f in [p.submit(_worker_ready) for p in procs]:  # fork now, before any thread starts
+            f.result()
+        fetcher = ThreadPoolExecutor(max_workers=1)
+        pending = fetcher.submit(source.raw_changes, cursor)
+        while max_batches is None or totals["batches"] < max_batches:
+            raws, new_cursor = pending.result()
+            if not raws and new_cursor == cursor:
+                break
+            if raws and (max_batches is None or totals["batches"] + 1 < max_batches):
+                pending = fetcher.submit(source.raw_changes, new_cursor)
+            shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
+            for raw in raws:
+                shares[zlib.crc32(source.partition_key(raw).encode()) % workers].append(raw)
+            futures = [procs[i].submit(_merge_share, share) for i, share in enumerate(shares) if share]
+            counts = {"records": 0, "new_persons": 0, "conflicts": 0}
+            for f in futures:
+                for k, v in f.result().items():
+                    counts[k] += v
+            _save_cursor(source.name, new_cursor, counts["records"])
+            db.session.commit()
+            cursor = new_cursor
+            totals["batches"] += 1
+            for k in ("records", "new_persons", "conflicts"):
+                totals[k] += counts[k]
+            if on_batch:
+                on_batch(counts)
+            if not raws:
+                break
+    finally:
+        if fetcher:
+            fetcher.shutdown(wait=True, cancel_futures=True)
+        for p in procs:
+            p.shutdown(wait=True, cancel_futures=True)
+    log.info("source %s synced by %d workers: %s", source.name, workers, totals)
+    return totals
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(app: Any, source: Any) -> None:
+    """In a forked worker: its own app context and its own database connections (the parent's
+    pooled connections were copied by the fork and must not be used, nor closed, here)."""
+    context = app.app_context()
+    context.push()
+    db.engine.dispose(close=False)
+    # A session of its own: the parent's may be bound to one of the copied connections (the test
+    # suite binds it to a connection whose transaction it rolls back).
+    db.session = db._make_scoped_session({})
+    _WORKER.update(source=source, context=context)
+
+
+def _worker_ready() -> bool:
+    return True
+
+
+def _merge_share(raws: list[dict[str, Any]]) -> dict[str, int]:
+    source = _WORKER["source"]
+    try:
+        counts = merge_batch(source.name, source._records(raws))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return counts
 
 
 def _save_cursor(source: str, cursor: str, n: int) -> None:
