@@ -64,6 +64,7 @@ class Settings:
     identity_encryption_keys: str
     identity_current_key_id: str
     sources_file: str
+    sync_workers: int
 
     @property
     def is_production(self) -> bool:

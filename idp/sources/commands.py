@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from idp.extensions import db
+from idp.extensions import db, settings
 
 sources_cli = AppGroup("sources", help="Trusted data sources: sync, rosters.")
 
@@ -13,9 +13,10 @@ sources_cli = AppGroup("sources", help="Trusted data sources: sync, rosters.")
 @sources_cli.command("sync")
 @click.argument("name", required=False)
 @click.option("--max-batches", type=int, default=None, help="Stop after this many batches (resume later).")
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
-              help="Worker processes merging each page (PostgreSQL; SQLite always uses one).")
-def sync_cmd(name: str | None, max_batches: int | None, workers: int) -> None:
+@click.option("--workers", type=click.IntRange(1, 16), default=None,
+              help="Worker processes merging each page (PostgreSQL; SQLite always uses one) "
+                   "[default: the sync_workers setting].")
+def sync_cmd(name: str | None, max_batches: int | None, workers: int | None) -> None:
     """Pull changes from one configured source, or all; prints counts. Safe to re-run after a crash."""
     from idp.sources.sync import configured_sources, sync
 
@@ -25,7 +26,7 @@ def sync_cmd(name: str | None, max_batches: int | None, workers: int) -> None:
             raise click.ClickException(f"unknown source {name!r}; configured: {', '.join(sources) or 'none'}")
         sources = {name: sources[name]}
     for src in sources.values():
-        t = sync(src, max_batches=max_batches, workers=workers)
+        t = sync(src, max_batches=max_batches, workers=workers or settings().sync_workers)
         click.echo(f"{src.name}: {t['records']} records in {t['batches']} batches, "
                    f"{t['new_persons']} new persons, {t['conflicts']} conflicts")
 

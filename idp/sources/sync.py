@@ -99,10 +99,12 @@ def _run(source: DataSource, cursor: str, totals: dict[str, int], max_batches: i
 
 def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches: int | None,
                   on_batch: Callable[[dict[str, int]], None] | None, workers: int) -> dict[str, int]:
-    """Page k+1 is fetched while page k is merged; page k is split by person (``partition_key``) over
-    ``workers`` processes, one per partition so that a person's batches are applied in order. The
-    cursor is committed only once every share of its page is: a crash re-applies at most one page,
-    and applying a page twice leaves the same rows."""
+    """Each page is split by person (``partition_key``) over ``workers`` processes, one per partition
+    so that a person's records are applied in page order; the next page is fetched, split and handed
+    out while the current one is merged. A page's cursor is committed only once every share of it
+    (and of every page before it) is: a crash re-applies at most the two pages in flight, and
+    applying a page twice leaves the same rows."""
+    import collections
     import multiprocessing
     import zlib
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -120,30 +122,41 @@ def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches:
             f.result()
         fetcher = ThreadPoolExecutor(max_workers=1)
         pending = fetcher.submit(source.raw_changes, cursor)
-        while max_batches is None or totals["batches"] < max_batches:
-            raws, new_cursor = pending.result()
-            if not raws and new_cursor == cursor:
-                break
-            if raws and (max_batches is None or totals["batches"] + 1 < max_batches):
-                pending = fetcher.submit(source.raw_changes, new_cursor)
-            shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
-            for raw in raws:
-                shares[zlib.crc32(source.partition_key(raw).encode()) % workers].append(raw)
-            futures = [procs[i].submit(_merge_share, share) for i, share in enumerate(shares) if share]
+        # Up to two pages in flight: the workers start on page k+1 while the shares of page k finish
+        # and its cursor is committed. Each partition's worker takes its shares in page order.
+        in_flight: collections.deque[tuple[list[Any], str]] = collections.deque()
+        submitted = 0
+        done = False
+        while not done or in_flight:
+            if not done and len(in_flight) < 2 and (max_batches is None or submitted < max_batches):
+                raws, new_cursor = pending.result()
+                if not raws and new_cursor == cursor:
+                    done = True
+                    continue
+                submitted += 1
+                last = not raws or (max_batches is not None and submitted >= max_batches)
+                if not last:
+                    pending = fetcher.submit(source.raw_changes, new_cursor)
+                shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
+                for raw in raws:
+                    shares[zlib.crc32(source.partition_key(raw).encode()) % workers].append(raw)
+                futures = [procs[i].submit(_merge_share, share) for i, share in enumerate(shares) if share]
+                in_flight.append((futures, new_cursor))
+                cursor = new_cursor
+                done = last
+                continue
+            futures, page_cursor = in_flight.popleft()
             counts = {"records": 0, "new_persons": 0, "conflicts": 0}
             for f in futures:
                 for k, v in f.result().items():
                     counts[k] += v
-            _save_cursor(source.name, new_cursor, counts["records"])
+            _save_cursor(source.name, page_cursor, counts["records"])
             db.session.commit()
-            cursor = new_cursor
             totals["batches"] += 1
             for k in ("records", "new_persons", "conflicts"):
                 totals[k] += counts[k]
             if on_batch:
                 on_batch(counts)
-            if not raws:
-                break
     finally:
         if fetcher:
             fetcher.shutdown(wait=True, cancel_futures=True)
