@@ -31,7 +31,16 @@ class AffiliationRecord:
     active: bool = True
 
     def as_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """The mirror's JSON form (written out: a sync calls this once per record)."""
+        return {"school_code": self.school_code, "role": self.role, "title": self.title, "grade": self.grade,
+                "class_no": self.class_no, "class_name": self.class_name, "academic_year": self.academic_year,
+                "semester": self.semester, "active": self.active}
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """What an affiliation row holds besides its key, in ``resolver.AFFILIATION_FIELDS`` order."""
+        return (self.title, self.grade, self.class_no, self.class_name, self.academic_year, self.semester,
+                "active" if self.active else "left")
 
 
 @dataclass(frozen=True)

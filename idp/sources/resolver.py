@@ -186,17 +186,18 @@ def _merge_affiliations(source: str, by_bi: dict[str, PersonRecord], ids: dict[s
     active ones it no longer reports for these people (a transfer, a graduation, a post given up);
     an affiliation is never deleted. ``last_seen`` is when the source last reported a change."""
     at = Affiliation.__table__
-    reported: dict[tuple, dict[str, Any]] = {}
+    reported: dict[tuple, AffiliationRecord] = {}
     for bi, rec in by_bi.items():
         for a in rec.affiliations:
-            reported[(ids[bi], a.school_code, a.role)] = _aff_row(ids[bi], source, a, now)
-    stored = {(r.person_id, r.school_code, r.role): r for r in db.session.execute(
+            reported[(ids[bi], a.school_code, a.role)] = a
+    # (person_id, school_code, role) -> (id, *AFFILIATION_FIELDS)
+    stored = {tuple(r[1:4]): (r[0], tuple(r[4:])) for r in db.session.execute(
         sa.select(at.c.id, at.c.person_id, at.c.school_code, at.c.role, *[at.c[f] for f in AFFILIATION_FIELDS])
         .where(at.c.source == source, _in(at.c.person_id, list(ids.values())))).all()}
-    changed = [row for key, row in reported.items() if key not in stored or
-               tuple(getattr(stored[key], f) for f in AFFILIATION_FIELDS) != tuple(row[f] for f in AFFILIATION_FIELDS)]
+    changed = [_aff_row(key[0], source, a, now) for key, a in reported.items()
+               if key not in stored or stored[key][1] != a.values]
     _upsert(at, changed, ["person_id", "source", "school_code", "role"], [*AFFILIATION_FIELDS, "last_seen"])
-    gone = [r.id for key, r in stored.items() if key not in reported and r.status == "active"]
+    gone = [row_id for key, (row_id, values) in stored.items() if key not in reported and values[-1] == "active"]
     if gone:
         db.session.execute(sa.update(at).where(_in(at.c.id, gone)).values(status="left", last_seen=now),
                            execution_options={"synchronize_session": False})
