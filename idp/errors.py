@@ -137,6 +137,14 @@ def init_app(app: Flask) -> None:
         _rollback_quietly()
         return _respond(503, ServiceUnavailable.code, ServiceUnavailable.message, {"Retry-After": "5"})
 
+    @app.errorhandler(sa_exc.DataError)
+    def _bad_value(exc: sa_exc.DataError):
+        # A value the database cannot hold (a 20-digit id in a URL, say) is the request's fault.
+        log.warning("value refused by the database on %s %s: %s", request.method, request.path,
+                    type(exc.orig).__name__)
+        _rollback_quietly()
+        return _respond(400, "invalid_request", _l("The request was not understood. Please check what you entered."))
+
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
         return _respond(400, "csrf_failed",

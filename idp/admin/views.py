@@ -217,7 +217,7 @@ def people() -> Any:
     return render_template("admin/people.html", form=form), status
 
 
-@bp.get("/people/<int:person_id>")
+@bp.get("/people/<int(max=2147483647):person_id>")
 def person(person_id: int) -> Any:
     view = services.person_view(person_id, _actor())
     return render_template("admin/person.html", view=view)
@@ -228,7 +228,7 @@ def conflicts() -> Any:
     return render_template("admin/conflicts.html", items=services.open_conflicts())
 
 
-@bp.route("/conflicts/<int:conflict_id>", methods=["GET", "POST"])
+@bp.route("/conflicts/<int(max=2147483647):conflict_id>", methods=["GET", "POST"])
 def conflict(conflict_id: int) -> Any:
     item, who = services.get_conflict(conflict_id)
     form = ResolveConflictForm()

@@ -37,7 +37,7 @@ def _district() -> int | None:
     value = request.args.get("district")
     if value in (None, ""):
         return None
-    if not value.isdigit():
+    if not value.isdigit() or len(value) > 9:
         raise IdpError("district must be a district id from /api/schools/districts", code="invalid_request")
     return int(value)
 

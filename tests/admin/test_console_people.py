@@ -132,3 +132,4 @@ def test_unknown_person_and_conflict_are_404(app, console) -> None:
     """R-S2: a person or conflict number that does not exist is a 404 page, not an error."""
     assert console.get("/admin/people/999999").status_code == 404
     assert console.get("/admin/conflicts/999999").status_code == 404
+    assert console.get("/admin/people/99999999999999999999").status_code == 404  # beyond any id, not a 500

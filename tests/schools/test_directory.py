@@ -109,6 +109,7 @@ def test_closed_schools_leave_the_pickers_but_stay_readable(app, client, directo
     ("/api/schools/districts", 400), ("/api/schools/districts?county=new", 400),
     ("/api/schools?county=15&level=幼兒園", 400), ("/api/schools/levels?county=15&district=x", 400),
     ("/api/schools/999999", 404), ("/api/schools/<script>", 404),
+    ("/api/schools?county=15&district=99999999999999999999", 400),
 ])
 def test_bad_picker_requests_get_a_json_error(app, client, directory, path, status) -> None:
     """R-S5: a wrong parameter is a JSON 4xx naming it, never a 500."""
