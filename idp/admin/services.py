@@ -184,6 +184,8 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRegistration("name", _l("Give the app a name people will recognise on the consent page."))
     if len(name) > 200:
         raise InvalidRegistration("name", _l("The name is longer than 200 characters."))
+    if any(ord(c) < 32 for c in name):
+        raise InvalidRegistration("name", _l("The name contains control characters."))
     out["name"] = name
     grants = out["grant_types"]
     grants = grants.split() if isinstance(grants, str) else list(grants or [])

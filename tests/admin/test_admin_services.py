@@ -60,6 +60,7 @@ def test_create_gives_the_secret_once_and_stores_a_hash(app, client) -> None:
     ({"id_token_signed_response_alg": "none"}, "id_token_signed_response_alg"),
     ({"subject_type": "random"}, "subject_type"),
     ({"name": "  "}, "name"),
+    ({"name": "School\x00App"}, "name"),
     ({"jwks": "{not json"}, "jwks"),
     ({"jwks": {"keys": [{"kty": "RSA", "n": "x"}]}}, "jwks"),
 ])
