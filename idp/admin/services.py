@@ -396,9 +396,12 @@ def person_view(person_id: int, actor: str) -> PersonView:
 def open_conflicts(limit: int = 100) -> list[tuple[Any, Any]]:
     """Open conflicts, oldest first, each with its person (or None if the person is gone)."""
     from idp.identity import services as identity
-    from idp.sources.resolver import person_by_index
+    from idp.identity.models import Person
 
-    return [(c, person_by_index(c.blind_index)) for c in identity.open_conflicts(limit)]
+    conflicts = identity.open_conflicts(limit)
+    people = {p.blind_index: p for p in db.session.scalars(
+        sa.select(Person).where(Person.blind_index.in_({c.blind_index for c in conflicts})))} if conflicts else {}
+    return [(c, people.get(c.blind_index)) for c in conflicts]
 
 
 def get_conflict(conflict_id: int) -> tuple[Any, Any]:
@@ -425,16 +428,14 @@ def resolve_conflict(conflict_id: int, chosen: str, note: str, actor: str) -> An
     note = (note or "").strip()
     if not note:
         raise InvalidRegistration("note", _l("Say how you confirmed the value (for the audit trail)."))
-    name = birth_date = None
+    values: dict[str, Any] = {}
     if conflict.field == "name":
-        name = chosen
-    elif len(chosen) == 10:  # a full date; a month-day value leaves the person's full date alone
-        birth_date = dt.date.fromisoformat(chosen)
-    identity.resolve_conflict(conflict_id, actor, note[:2000], name=name, birth_date=birth_date)
-    if person is not None and conflict.field == "birthday" and len(chosen) == 4:
-        person.birth_month_day = chosen
-        if person.birth_date is not None and person.birth_date.strftime("%m%d") != chosen:
-            person.birth_date = None
+        values["name"] = chosen
+    elif len(chosen) == 10:  # a full date, or a source's month-day ("MMDD")
+        values["birth_date"] = dt.date.fromisoformat(chosen)
+    else:
+        values["birth_month_day"] = chosen
+    identity.resolve_conflict(conflict_id, actor, note[:2000], **values)
     audit.record(audit.CONFLICT_RESOLVED, actor=actor, commit=False, conflict_id=conflict_id, field=conflict.field,
                  person_id=person.id if person is not None else None,
                  source=sorted(s for s, v in conflict.values.items() if v == chosen))

@@ -29,8 +29,11 @@ def open_conflicts(limit: int = 100) -> list[IdentityConflict]:
 
 
 def resolve_conflict(conflict_id: int, resolved_by: str, note: str, name: str | None = None,
-                     birth_date: dt.date | None = None) -> IdentityConflict:
-    """Close a conflict, optionally setting the value the operator confirmed on the person. Caller commits."""
+                     birth_date: dt.date | None = None, birth_month_day: str | None = None) -> IdentityConflict:
+    """Close a conflict, optionally setting the value the operator confirmed on the person. Caller commits.
+
+    A confirmed month-day (the only thing a proxy roster knows) replaces the person's full date
+    when that date disagrees with it, and leaves an agreeing full date alone."""
     conflict = db.session.get(IdentityConflict, conflict_id)
     if conflict is None:
         raise NotFound()
@@ -39,6 +42,10 @@ def resolve_conflict(conflict_id: int, resolved_by: str, note: str, name: str | 
         person.name = name
     if person is not None and birth_date:
         person.birth_date, person.birth_month_day = birth_date, birth_date.strftime("%m%d")
+    elif person is not None and birth_month_day:
+        person.birth_month_day = birth_month_day
+        if person.birth_date is not None and person.birth_date.strftime("%m%d") != birth_month_day:
+            person.birth_date = None
     conflict.status, conflict.resolved_by, conflict.note = "resolved", resolved_by, note
     return conflict
 

@@ -133,3 +133,18 @@ def test_unknown_person_and_conflict_are_404(app, console) -> None:
     assert console.get("/admin/people/999999").status_code == 404
     assert console.get("/admin/conflicts/999999").status_code == 404
     assert console.get("/admin/people/99999999999999999999").status_code == 404  # beyond any id, not a 500
+
+
+def test_a_month_day_confirmed_replaces_a_disagreeing_full_date(app, console) -> None:
+    """R-S3: choosing the roster's month-day drops the full date that disagrees with it."""
+    nid = NationalId.parse(UNKNOWN)
+    resolver.merge_batch("county:ntpc", [PersonRecord("county:ntpc", nid, "張三", dt.date(2016, 3, 9))])
+    resolver.merge_batch("proxy", [PersonRecord("proxy", nid, "張三", birth_month_day="0310")])
+    db.session.commit()
+    conflict = db.session.scalar(sa.select(IdentityConflict).where(IdentityConflict.field == "birthday"))
+    assert conflict is not None
+    done = post_form(console, f"/admin/conflicts/{conflict.id}", {"chosen": "0310", "note": "parent's ID card"})
+    assert done.status_code == 302
+    db.session.expire_all()
+    person = db.session.scalar(sa.select(Person).where(Person.blind_index == conflict.blind_index))
+    assert (person.birth_date, person.birth_month_day) == (None, "0310")
