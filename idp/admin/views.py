@@ -24,7 +24,7 @@ from idp.admin.forms import (
     ResolveConflictForm,
 )
 from idp.errors import Forbidden, IdpError
-from idp.security import audit
+from idp.oidc import services as oidc_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -129,9 +129,7 @@ def client_rotate(client_id: str) -> Any:
     if request.method == "POST" and form.validate_on_submit():
         try:
             reg = services.rotate_secret(client_id, _actor())
-        except IdpError as exc:
-            if exc.status == 404:
-                raise
+        except services.InvalidRegistration as exc:  # an app without a secret (public, private_key_jwt)
             flash(exc.message, "error")
             return redirect(url_for("admin.client", client_id=client_id))
         return render_template("admin/secret.html", client=reg.client, secret=reg.secret, created=False)
@@ -157,9 +155,8 @@ def keys() -> Any:
     rotate_form, retire_form = KeyRotateForm(prefix="rotate"), KeyRetireForm(prefix="retire")
     if request.method == "POST":
         if rotate_form.submit.data and rotate_form.validate_on_submit():
-            algs = (rotate_form.alg.data,) if rotate_form.alg.data else ("RS256", "ES256")
-            for new_kid, old_kid in store.rotate(algs):
-                audit.record(audit.KEY_ROTATED, actor=_actor(), kid=new_kid, retired_kid=old_kid)
+            oidc_services.rotate_signing_keys(_actor(), (rotate_form.alg.data,) if rotate_form.alg.data
+                                              else ("RS256", "ES256"))
             flash(_l("New signing keys are in use; the previous ones stay published until their tokens expire."),
                   "info")
             return redirect(url_for("admin.keys"))
@@ -167,11 +164,10 @@ def keys() -> Any:
             from idp.oidc.keys import UnknownKey
 
             try:
-                store.retire(retire_form.kid.data)
+                oidc_services.retire_signing_key(_actor(), retire_form.kid.data)
             except UnknownKey:
                 flash(_l("There is no such key."), "error")
             else:
-                audit.record(audit.KEY_RETIRED, actor=_actor(), kid=retire_form.kid.data)
                 flash(_l("Key retired."), "info")
             return redirect(url_for("admin.keys"))
         flash(_l("The form expired. Please try again."), "error")

@@ -9,8 +9,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from idp.oidc import services
 from idp.oidc.keys import UnknownKey
-from idp.security import audit
 
 keys_cli = AppGroup("keys", help="Manage the ID-token signing keys in keys/.")
 
@@ -24,9 +24,7 @@ def _when(ts: int | None) -> str:
               help="Only this algorithm (repeatable); default: every algorithm.")
 def rotate(alg: tuple[str, ...]) -> None:
     """Add a new active key per algorithm; the previous one is retired but still published."""
-    store = current_app.extensions["idp.keys"]
-    for new_kid, old_kid in store.rotate(tuple(alg) or ("RS256", "ES256")):
-        audit.record(audit.KEY_ROTATED, actor="cli", kid=new_kid, retired_kid=old_kid)
+    for new_kid, old_kid in services.rotate_signing_keys("cli", tuple(alg) or ("RS256", "ES256")):
         click.echo(f"new active key {new_kid}" + (f" (retired {old_kid})" if old_kid else ""))
 
 
@@ -50,10 +48,8 @@ def list_keys(as_json: bool) -> None:
 @click.argument("kid")
 def retire(kid: str) -> None:
     """Retire one key now (a new active key replaces it if it was the last of its algorithm)."""
-    store = current_app.extensions["idp.keys"]
     try:
-        store.retire(kid)
+        services.retire_signing_key("cli", kid)
     except UnknownKey as exc:
         raise click.ClickException(f"no key with kid {kid}") from exc
-    audit.record(audit.KEY_RETIRED, actor="cli", kid=kid)
     click.echo(f"retired {kid}")

@@ -312,3 +312,19 @@ def revoke_consent(account_id: int, client_id: str) -> bool:
     count = revoke_client_tokens(account_id, client_id)
     audit.record(audit.CONSENT_REVOKED, actor=str(account_id), client_id=client_id, tokens_revoked=count)
     return True
+
+
+# -- signing keys ----------------------------------------------------------------------------
+def rotate_signing_keys(actor: str, algs: tuple[str, ...] = ("RS256", "ES256")) -> list[tuple[str, str | None]]:
+    """A new active key per algorithm, the previous one retired but still published; audited.
+    The CLI and the operator console both come here."""
+    pairs = current_app.extensions["idp.keys"].rotate(algs)
+    for new_kid, old_kid in pairs:
+        audit.record(audit.KEY_ROTATED, actor=actor, kid=new_kid, retired_kid=old_kid)
+    return pairs
+
+
+def retire_signing_key(actor: str, kid: str) -> None:
+    """Retire one key now (raises ``keys.UnknownKey``); audited."""
+    current_app.extensions["idp.keys"].retire(kid)
+    audit.record(audit.KEY_RETIRED, actor=actor, kid=kid)
