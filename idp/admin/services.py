@@ -354,18 +354,14 @@ def lookup_person(raw_id: str, actor: str) -> Any | None:
     audit row names the person found, or only a truncated blind index when nobody matched.
     Each operator has an hourly allowance (``nationalid.lookup``) so that a stolen operator
     session cannot walk the ID space."""
-    from idp.identity import protection
-    from idp.identity.nationalid import NationalId
+    from idp.identity import services as identity
     from idp.security import ratelimit
 
     limit = ratelimit.nationalid_lookup()
     ratelimit.check(limit, actor)
-    nid = NationalId.parse(raw_id)  # InvalidNationalId (400) says what is wrong with the number
+    bi = identity.index_of(raw_id)  # InvalidNationalId (400) says what is wrong with the number
     ratelimit.count_failure(limit, actor)  # every well-formed look-up uses the allowance
-    bi = protection.blind_index(nid)
-    from idp.sources.resolver import person_by_index
-
-    person = person_by_index(bi)
+    person = identity.person_by_index(bi)
     audit.record(audit.IDENTITY_LOOKUP, actor=actor, found=person is not None,
                  **({"person_id": person.id} if person is not None else {"blind_index_prefix": bi[:12]}))
     return person
@@ -406,7 +402,7 @@ def open_conflicts(limit: int = 100) -> list[tuple[Any, Any]]:
 
 def get_conflict(conflict_id: int) -> tuple[Any, Any]:
     from idp.identity.models import IdentityConflict
-    from idp.sources.resolver import person_by_index
+    from idp.identity.services import person_by_index
 
     conflict = db.session.get(IdentityConflict, conflict_id)
     if conflict is None:

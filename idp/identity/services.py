@@ -17,10 +17,18 @@ from idp.identity.models import IdentityConflict, Person
 from idp.identity.nationalid import NationalId
 
 
+def index_of(raw_id: str) -> str:
+    """The blind index of a typed number (raises InvalidNationalId saying what is wrong with it)."""
+    return protection.blind_index(NationalId.parse(raw_id))
+
+
+def person_by_index(blind_index: str) -> Person | None:
+    return db.session.scalar(sa.select(Person).where(Person.blind_index == blind_index))
+
+
 def find_person(raw_id: str) -> Person | None:
-    """Parse (raises InvalidNationalId), hash, look up."""
-    bi = protection.blind_index(NationalId.parse(raw_id))
-    return db.session.scalar(sa.select(Person).where(Person.blind_index == bi))
+    """Parse, hash, look up."""
+    return person_by_index(index_of(raw_id))
 
 
 def open_conflicts(limit: int = 100) -> list[IdentityConflict]:

@@ -56,7 +56,8 @@ def counties() -> Response:
 
 @bp.get("/districts")
 def districts() -> Response:
-    return _cached({"county": _county(), "districts": services.districts(_county())})
+    county = _county()
+    return _cached({"county": county, "districts": services.districts(county)})
 
 
 @bp.get("/levels")

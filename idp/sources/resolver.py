@@ -23,6 +23,7 @@ from idp.extensions import db
 from idp.identity import protection
 from idp.identity.models import Affiliation, IdentityConflict, Person, SourceRecord
 from idp.identity.nationalid import NationalId
+from idp.identity.services import person_by_index
 from idp.sources.base import AffiliationRecord, PersonRecord
 
 log = logging.getLogger(__name__)
@@ -236,10 +237,6 @@ def mirrored_records(source: str, blind_index: str) -> list[PersonRecord]:
     return [PersonRecord(source=source, national_id=protection.decrypt(person.national_id_ciphertext),
                          name=row.name, birth_date=row.birth_date, birth_month_day=row.birth_month_day,
                          affiliations=tuple(AffiliationRecord(**a) for a in row.affiliations))]
-
-
-def person_by_index(blind_index: str) -> Person | None:
-    return db.session.execute(sa.select(Person).where(Person.blind_index == blind_index)).scalar()
 
 
 def identity(blind_index: str) -> dict[str, Any] | None:
