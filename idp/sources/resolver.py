@@ -83,55 +83,81 @@ def _many(stmt: Any, rows: list[dict[str, Any]]) -> None:
         db.session.execute(stmt, rows, execution_options={"insertmanyvalues_page_size": 1000})
 
 
-def _bday_key(birth_date: dt.date | None, month_day: str | None) -> tuple[str | None, str | None]:
-    return (birth_date.isoformat() if birth_date else None,
-            birth_date.strftime("%m%d") if birth_date else month_day)
-
-
 def merge_batch(source: str, records: Sequence[PersonRecord], now: dt.datetime | None = None) -> dict[str, int]:
     """Apply one batch of one source's records; returns counts. The caller commits.
 
-    Three reads (what every source said about these people, the persons, this source's
-    affiliations of them), then writes for what changed only: a daily feed mostly repeats what it
-    said yesterday, and an unchanged record costs no write at all (an ``ON CONFLICT`` that finds
-    nothing to change still locks and dirties the row).
+    A daily feed mostly repeats what it said yesterday, and a record this source sends again
+    unchanged was merged when it last changed: it costs one indexed read of this source's mirror and
+    nothing else. Only new and changed records go on to the other reads (what the other sources say,
+    the persons, this source's affiliations) and to writes, and only for what changed (an
+    ``ON CONFLICT`` that finds nothing to change still locks and dirties the row). So an open
+    conflict an operator has resolved stays resolved until a source changes what it says.
     """
     now = now or utcnow()
     prot = protection.protector()
     by_bi: dict[str, PersonRecord] = {}
-    nids: dict[str, NationalId] = {}
     for rec in records:  # the last record for a person in a batch wins
-        bi = prot.blind_index(rec.national_id)
-        by_bi[bi] = rec
-        nids[bi] = rec.national_id
+        by_bi[prot.blind_index(rec.national_id)] = rec
     if not by_bi:
         return {"records": 0, "new_persons": 0, "conflicts": 0}
-    bis = list(by_bi)
-    md = {bi: rec.month_day for bi, rec in by_bi.items()}  # a strftime per record, once
-    sr, pt = SourceRecord.__table__, Person.__table__
+    mirror = [{"blind_index": bi, "name": rec.name, "birth_date": rec.birth_date, "birth_month_day": rec.month_day,
+               "affiliations": [a.as_json() for a in rec.affiliations]} for bi, rec in by_bi.items()]
+    written = _write_mirror(source, mirror, now)
+    counts = {"records": len(by_bi), "new_persons": 0, "conflicts": 0}
+    if written:
+        counts.update(_merge_persons(source, {bi: by_bi[bi] for bi in written},
+                                     {r["blind_index"]: r["birth_month_day"] for r in mirror}, now))
+    return counts
 
-    # What every source (this one included) last said about these people.
-    # On PostgreSQL the stored JSON is compared as the text we wrote (``_json``), not parsed again.
-    as_text = db.engine.dialect.name == "postgresql"
-    stored_affs = sa.cast(sr.c.affiliations, sa.Text) if as_text else sr.c.affiliations
-    own: dict[str, Any] = {}
+
+MIRROR_FIELDS = ("name", "birth_date", "birth_month_day", "affiliations")
+_WRITE_MIRROR_PG = sa.text("""
+    WITH x AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
+               AS x(blind_index varchar, name varchar, birth_date date, birth_month_day varchar, affiliations json))
+    INSERT INTO source_record (source, blind_index, name, birth_date, birth_month_day, affiliations, seen_at)
+    SELECT :source, x.blind_index, x.name, x.birth_date, x.birth_month_day, x.affiliations, :now
+    FROM x LEFT JOIN source_record s ON s.source = :source AND s.blind_index = x.blind_index
+    WHERE s.id IS NULL
+       OR (s.name, s.birth_date, s.birth_month_day, CAST(s.affiliations AS text))
+          IS DISTINCT FROM (x.name, x.birth_date, x.birth_month_day, CAST(x.affiliations AS text))
+    ON CONFLICT (source, blind_index) DO UPDATE SET
+        name = EXCLUDED.name, birth_date = EXCLUDED.birth_date, birth_month_day = EXCLUDED.birth_month_day,
+        affiliations = EXCLUDED.affiliations, seen_at = EXCLUDED.seen_at
+    RETURNING blind_index""")
+
+
+def _write_mirror(source: str, rows: list[dict[str, Any]], now: dt.datetime) -> list[str]:
+    """Store this source's view of these people where it differs from what it said last time;
+    returns the blind indexes written (new or changed).
+
+    PostgreSQL compares and writes in the one statement, so an unchanged record costs an index probe
+    and never travels back: the page goes over as one JSON text, the stored JSON is compared as the
+    text we wrote (``_json``) and only the written indexes come back. Elsewhere the same diff is
+    made here and the changed rows upserted."""
+    sr = SourceRecord.__table__
+    if db.engine.dialect.name == "postgresql":
+        return list(db.session.execute(_WRITE_MIRROR_PG, {"rows": _json(rows), "source": source, "now": now}).scalars())
+    stored = {row[0]: row[1:] for row in db.session.execute(
+        sa.select(sr.c.blind_index, *[sr.c[f] for f in MIRROR_FIELDS])
+        .where(sr.c.source == source, _in(sr.c.blind_index, [r["blind_index"] for r in rows]))).all()}
+    changed = [{**r, "source": source, "seen_at": now} for r in rows
+               if stored.get(r["blind_index"]) != tuple(r[f] for f in MIRROR_FIELDS)]
+    _upsert(sr, changed, ["source", "blind_index"], [*MIRROR_FIELDS, "seen_at"])
+    return [r["blind_index"] for r in changed]
+
+
+def _merge_persons(source: str, by_bi: dict[str, PersonRecord], md: dict[str, str | None],
+                   now: dt.datetime) -> dict[str, int]:
+    """The persons behind new or changed records: created, updated where every source agrees, a
+    conflict opened where they do not; then their affiliations from this source."""
+    prot = protection.protector()
+    sr, pt = SourceRecord.__table__, Person.__table__
+    bis = list(by_bi)
     others: dict[str, list[Any]] = {}
     for row in db.session.execute(sa.select(sr.c.source, sr.c.blind_index, sr.c.name, sr.c.birth_date,
-                                            sr.c.birth_month_day, stored_affs.label("affiliations"))
-                                  .where(_in(sr.c.blind_index, bis))).all():  # fetchall: not a row at a time
-        if row.source == source:
-            own[row.blind_index] = row
-        else:
-            others.setdefault(row.blind_index, []).append(row)
-    mirror = []
-    for bi, rec in by_bi.items():
-        affs = [a.as_json() for a in rec.affiliations]
-        cur = own.get(bi)
-        if cur is None or (cur.name, cur.birth_date, cur.birth_month_day, cur.affiliations) != \
-                (rec.name, rec.birth_date, md[bi], _json(affs) if as_text else affs):
-            mirror.append({"source": source, "blind_index": bi, "name": rec.name, "birth_date": rec.birth_date,
-                           "birth_month_day": md[bi], "affiliations": affs, "seen_at": now})
-    _upsert(sr, mirror, ["source", "blind_index"], ["name", "birth_date", "birth_month_day", "affiliations", "seen_at"])
+                                            sr.c.birth_month_day)
+                                  .where(_in(sr.c.blind_index, bis), sr.c.source != source)).all():
+        others.setdefault(row.blind_index, []).append(row)
 
     existing = {row.blind_index: row for row in db.session.execute(
         sa.select(pt.c.id, pt.c.blind_index, pt.c.name, pt.c.birth_date, pt.c.birth_month_day)
@@ -149,7 +175,7 @@ def merge_batch(source: str, records: Sequence[PersonRecord], now: dt.datetime |
         if not bday_ok:
             conflicts.append((bi, "birthday", {v[0]: (v[2].isoformat() if v[2] else v[3]) for v in views}))
         if bi not in existing:
-            new_rows.append({"blind_index": bi, "national_id_ciphertext": prot.encrypt(nids[bi]),
+            new_rows.append({"blind_index": bi, "national_id_ciphertext": prot.encrypt(rec.national_id),
                              "name": rec.name, "birth_date": rec.birth_date, "birth_month_day": md[bi],
                              "created_at": now, "updated_at": now})
         else:
@@ -176,7 +202,7 @@ def merge_batch(source: str, records: Sequence[PersonRecord], now: dt.datetime |
         ids.update(db.session.execute(sa.select(pt.c.blind_index, pt.c.id).where(
             _in(pt.c.blind_index, [r["blind_index"] for r in new_rows]))).all())
     _merge_affiliations(source, by_bi, ids, now)
-    return {"records": len(by_bi), "new_persons": len(new_rows), "conflicts": len(conflicts)}
+    return {"new_persons": len(new_rows), "conflicts": len(conflicts)}
 
 
 AFFILIATION_FIELDS = ("title", "grade", "class_no", "class_name", "academic_year", "semester", "status")

@@ -81,6 +81,30 @@ def test_operator_resolves_conflict(app: Flask, people: list[gen.SyntheticPerson
         assert conflict.status == "resolved" and conflict.resolved_by == "operator1"
 
 
+def test_resolved_conflict_stays_resolved_until_a_source_changes(app: Flask, people: list[gen.SyntheticPerson]) -> None:
+    """R-S2: the next day's feeds repeating the same disagreement do not reopen a resolved conflict or undo
+    the operator's choice; a source that then changes what it says opens a new one."""
+    from idp.identity.nationalid import NationalId
+    from idp.sources.base import PersonRecord
+
+    p = people[0]
+    nid = NationalId.parse(p.national_id)
+    a, b = PersonRecord("a", nid, p.name, p.birth_date), PersonRecord("b", nid, "另一名", p.birth_date)
+    with app.app_context():
+        merge_batch("a", [a])
+        merge_batch("b", [b])
+        conflict = db.session.scalar(sa.select(IdentityConflict))
+        resolve_conflict(conflict.id, "operator1", "checked household register", name="另一名")
+        db.session.commit()
+        assert merge_batch("a", [a]) == {"records": 1, "new_persons": 0, "conflicts": 0}
+        assert merge_batch("b", [b]) == {"records": 1, "new_persons": 0, "conflicts": 0}
+        assert [c.status for c in db.session.scalars(sa.select(IdentityConflict))] == ["resolved"]
+        assert find_person(p.national_id).name == "另一名"
+        assert merge_batch("a", [dataclasses.replace(a, name="第三名")])["conflicts"] == 1
+        assert sorted(c.status for c in db.session.scalars(sa.select(IdentityConflict))) == ["open", "resolved"]
+        assert find_person(p.national_id).name == "另一名"
+
+
 def test_rotate_keys(app: Flask, people: list[gen.SyntheticPerson]) -> None:
     """R-S4: after adding a new key, `rotate` re-encrypts rows; they still decrypt to the same number."""
     from idp.identity.nationalid import NationalId
