@@ -100,7 +100,7 @@ def test_resolved_conflict_stays_resolved_until_a_source_changes(app: Flask, peo
         assert merge_batch("b", [b]) == {"records": 1, "new_persons": 0, "conflicts": 0}
         assert [c.status for c in db.session.scalars(sa.select(IdentityConflict))] == ["resolved"]
         assert find_person(p.national_id).name == "另一名"
-        assert merge_batch("a", [dataclasses.replace(a, name="第三名")])["conflicts"] == 1
+        assert merge_batch("a", [a._replace(name="第三名")])["conflicts"] == 1
         assert sorted(c.status for c in db.session.scalars(sa.select(IdentityConflict))) == ["open", "resolved"]
         assert find_person(p.national_id).name == "另一名"
 
