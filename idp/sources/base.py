@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import orjson
 import requests
 
-from idp.identity.nationalid import NationalId
+from idp.identity.nationalid import InvalidNationalId, NationalId
 
 
 class AffiliationRecord(NamedTuple):
@@ -60,6 +60,24 @@ class PersonRecord(NamedTuple):
         return f"{d.month:02d}{d.day:02d}" if d else self.birth_month_day  # a quarter of strftime's cost
 
 
+class Rejected(NamedTuple):
+    """A record of a page that could not be read: where it is in the page and why, never what it holds
+    (a feed's typing mistake is still somebody's ID number). ``reason`` is ``missing:<field>``,
+    ``national_id:<what is wrong>`` (see ``InvalidNationalId``) or ``malformed``."""
+
+    position: int
+    reason: str
+
+
+class Page(NamedTuple):
+    """One page of a source's change feed: the records read, the cursor after it, and the records that
+    could not be read. A bad record is reported and passed over, so that it cannot stop the feed."""
+
+    records: list[PersonRecord]
+    next_cursor: str
+    rejected: tuple[Rejected, ...] = ()
+
+
 @runtime_checkable
 class DataSource(Protocol):
     """A trusted source. ``changes`` pages through the source's change feed from an opaque cursor."""
@@ -70,7 +88,7 @@ class DataSource(Protocol):
 
     def list_school(self, school_code: str) -> Iterable[PersonRecord]: ...
 
-    def changes(self, cursor: str) -> tuple[list[PersonRecord], str]: ...
+    def changes(self, cursor: str) -> Page: ...
 
 
 class SourceError(RuntimeError):
@@ -82,7 +100,7 @@ class HttpFeed:
 
     The feed protocol the adapters expect: ``GET {url}/changes?cursor=C&limit=N`` → records plus the
     next cursor; ``GET {url}/schools/{code}`` → that school's records. A source's own raw field names
-    are mapped by the adapter's ``to_record``.
+    are mapped by the adapter's ``to_record``; ``read`` passes over the records it cannot map.
     """
 
     name: str = "feed"
@@ -90,6 +108,8 @@ class HttpFeed:
     # The raw field holding the person's number: a parallel sync routes records by it, so that all
     # of one person's records in a batch go to the same worker.
     id_field: str = ""
+    # Raw fields without which a record says nothing usable (checked before mapping).
+    required: tuple[str, ...] = ()
 
     def __init__(self, name: str | None = None, url: str = "", token: str | None = None, token_env: str = "",
                  file: str = "", timeout: float = 30.0, batch_size: int | None = None, **options: Any) -> None:
@@ -121,31 +141,67 @@ class HttpFeed:
     def to_record(self, raw: dict[str, Any]) -> PersonRecord:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _records(self, raws: Iterable[dict[str, Any]]) -> list[PersonRecord]:
-        return [self.to_record(r) for r in raws]
+    def read(self, raws: Sequence[Any], positions: Sequence[int] | None = None
+             ) -> tuple[list[PersonRecord], list[Rejected]]:
+        """Map raw records; the ones that cannot be mapped come back as ``Rejected`` at their place in
+        the page (``positions``, when ``raws`` is a share of a page)."""
+        records: list[PersonRecord] = []
+        rejected: list[Rejected] = []
+        required = self.required
+        for i, raw in enumerate(raws):
+            try:
+                missing = next((f for f in required if raw.get(f) in (None, "")), None)
+                if missing is None:
+                    records.append(self.to_record(raw))
+                    continue
+                reason = f"missing:{missing}"
+            except InvalidNationalId as exc:
+                reason = f"national_id:{exc.reason}"
+            except (AttributeError, KeyError, TypeError, ValueError):  # never the message: it may quote a value
+                reason = "malformed"
+            rejected.append(Rejected(positions[i] if positions is not None else i, reason))
+        return records, rejected
 
     def list_school(self, school_code: str) -> Iterable[PersonRecord]:
-        return self._records(orjson.loads(self._get(f"/schools/{school_code}").content)["records"])
+        return self.read(self._records_of(self._get(f"/schools/{school_code}").content))[0]
 
-    def changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+    def changes(self, cursor: str) -> Page:
         raws, next_cursor = self.raw_changes(cursor)
-        return self._records(raws), next_cursor
+        records, rejected = self.read(raws)
+        return Page(records, next_cursor, tuple(rejected))
 
     def raw_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
         """One page of the feed as the source sends it (not yet mapped), and the next cursor."""
         if self.file:
             return self._file_changes(cursor)
-        data = orjson.loads(self._get("/changes", cursor=cursor, limit=self.batch_size).content)
-        return data["records"], str(data["next_cursor"])
+        body = self._get("/changes", cursor=cursor, limit=self.batch_size).content
+        try:
+            data = orjson.loads(body)
+            return self._records_of(data), str(data["next_cursor"])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SourceError(f"source {self.name}: the feed's answer is not a page of records") from exc
 
-    def partition_key(self, raw: dict[str, Any]) -> str:
+    def _records_of(self, content: Any) -> list[Any]:
+        data = orjson.loads(content) if isinstance(content, bytes) else content
+        if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+            raise SourceError(f"source {self.name}: the feed's answer is not a page of records")
+        return data["records"]
+
+    def partition_key(self, raw: Any) -> str:
         """What routes a raw record to a worker in a parallel sync (the same person, the same worker)."""
-        return str(raw.get(self.id_field, "")).strip().upper()
+        return str(raw.get(self.id_field, "")).strip().upper() if isinstance(raw, dict) else ""
 
     def _file_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
         """A dropped JSON file (a list of raw records): the cursor is the offset read up to."""
-        with open(self.file, "rb") as fh:
-            raws = orjson.loads(fh.read().removeprefix(b"\xef\xbb\xbf"))  # a BOM from Windows tools
+        try:
+            with open(self.file, "rb") as fh:
+                raws = orjson.loads(fh.read().removeprefix(b"\xef\xbb\xbf"))  # a BOM from Windows tools
+        except OSError as exc:
+            raise SourceError(f"source {self.name}: cannot read the dropped file ({type(exc).__name__})") from exc
+        except orjson.JSONDecodeError as exc:
+            raise SourceError(f"source {self.name}: the dropped file is not JSON") from exc
+        if not isinstance(raws, list):
+            raise SourceError(f"source {self.name}: the dropped file is not a list of records")
         start = int(cursor or 0)
         chunk = raws[start:start + self.batch_size]
         return chunk, str(start + len(chunk))

@@ -18,6 +18,7 @@ sources_cli = AppGroup("sources", help="Trusted data sources: sync, rosters.")
                    "[default: the sync_workers setting].")
 def sync_cmd(name: str | None, max_batches: int | None, workers: int | None) -> None:
     """Pull changes from one configured source, or all; prints counts. Safe to re-run after a crash."""
+    from idp.sources.base import SourceError
     from idp.sources.sync import configured_sources, sync
 
     sources = configured_sources()
@@ -25,10 +26,20 @@ def sync_cmd(name: str | None, max_batches: int | None, workers: int | None) -> 
         if name not in sources:
             raise click.ClickException(f"unknown source {name!r}; configured: {', '.join(sources) or 'none'}")
         sources = {name: sources[name]}
+    failed = []
     for src in sources.values():
-        t = sync(src, max_batches=max_batches, workers=workers or settings().sync_workers)
+        try:
+            t = sync(src, max_batches=max_batches, workers=workers or settings().sync_workers)
+        except SourceError as exc:  # the message names the source and the failure, never a record
+            db.session.rollback()
+            click.echo(f"{src.name}: {exc} (the next sync resumes after the last page stored)", err=True)
+            failed.append(src.name)
+            continue
         click.echo(f"{src.name}: {t['records']} records in {t['batches']} batches, "
-                   f"{t['new_persons']} new persons, {t['conflicts']} conflicts")
+                   f"{t['new_persons']} new persons, {t['conflicts']} conflicts"
+                   + (f", {t['rejected']} records not read (see the log)" if t["rejected"] else ""))
+    if failed:
+        raise click.ClickException(f"not synced: {', '.join(failed)}")
 
 
 @sources_cli.command("load-roster")

@@ -12,7 +12,7 @@ import io
 from typing import Any
 
 from idp.identity.nationalid import NationalId
-from idp.sources.base import AffiliationRecord, HttpFeed, PersonRecord, parse_date
+from idp.sources.base import AffiliationRecord, HttpFeed, PersonRecord, SourceError, parse_date
 
 CSV_COLUMNS = {"身分證號": "sid", "姓名": "stu_name", "生日": "birthday", "學校代碼": "sch_code", "年級": "grade",
                "班級": "class_no", "班級名稱": "class_title", "狀態": "status", "學年度": "acad_year",
@@ -26,6 +26,7 @@ def _int(v: Any) -> int | None:
 class CountySIS(HttpFeed):
     name = "county"
     id_field = "sid"
+    required = ("sid", "stu_name", "sch_code")
 
     def __init__(self, *args: Any, county: str = "", format: str = "json", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,5 +48,7 @@ class CountySIS(HttpFeed):
         if self.format != "csv" or self.file:
             return super().raw_changes(cursor)
         resp = self._get("/changes", cursor=cursor, limit=self.batch_size, format="csv")
+        if "X-Next-Cursor" not in resp.headers:
+            raise SourceError(f"source {self.name}: the CSV export came without its X-Next-Cursor header")
         rows = csv.DictReader(io.StringIO(resp.text))
         return [{CSV_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows], resp.headers["X-Next-Cursor"]

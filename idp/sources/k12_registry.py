@@ -16,6 +16,7 @@ from idp.sources.county_sis import _int
 class K12Registry(HttpFeed):
     name = "k12"
     id_field = "idno"
+    required = ("idno", "cname", "schno")
 
     def to_record(self, raw: dict[str, Any]) -> PersonRecord:
         aff = AffiliationRecord(

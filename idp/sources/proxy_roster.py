@@ -18,7 +18,7 @@ from idp.extensions import db
 from idp.identity import protection
 from idp.identity.models import RosterEntry, RosterUpload
 from idp.identity.nationalid import InvalidNationalId, NationalId
-from idp.sources.base import AffiliationRecord, PersonRecord
+from idp.sources.base import AffiliationRecord, Page, PersonRecord
 
 
 class ProxyRoster:
@@ -44,13 +44,14 @@ class ProxyRoster:
             RosterUpload.school_code == school_code).order_by(RosterEntry.id)).all()
         return [self._to_record(e, u) for e, u in rows]
 
-    def changes(self, cursor: str) -> tuple[list[PersonRecord], str]:
+    def changes(self, cursor: str) -> Page:
+        """Roster rows were validated when they were loaded: nothing here is rejected."""
         start = int(cursor or 0)
         rows = db.session.execute(sa.select(RosterEntry, RosterUpload).join(RosterUpload).where(
             RosterEntry.id > start).order_by(RosterEntry.id).limit(self.batch_size)).all()
         if not rows:
-            return [], cursor
-        return [self._to_record(e, u) for e, u in rows], str(rows[-1][0].id)
+            return Page([], cursor)
+        return Page([self._to_record(e, u) for e, u in rows], str(rows[-1][0].id))
 
 
 class RosterError(ValueError):

@@ -11,7 +11,7 @@ import gc
 import importlib
 import logging
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from idp.extensions import db
 from idp.identity.models import SourceCursor
-from idp.sources.base import DataSource
+from idp.sources.base import DataSource, Rejected
 from idp.sources.resolver import merge_batch
 
 log = logging.getLogger(__name__)
@@ -46,15 +46,22 @@ def configured_sources() -> dict[str, DataSource]:
     return {s.name: s for s in sources}
 
 
+COUNTS = ("records", "new_persons", "conflicts", "rejected")
+
+
 def sync(source: DataSource, max_batches: int | None = None,
          on_batch: Callable[[dict[str, int]], None] | None = None, workers: int = 1) -> dict[str, int]:
     """Read ``source.changes`` from the stored cursor until empty; returns totals.
+
+    Records a source sends that cannot be read are counted as ``rejected`` and logged with their place
+    in the feed (never their content), and the sync goes on: one typing mistake in a county's
+    export must not hold up everybody after it, day after day.
 
     With ``workers`` > 1 (PostgreSQL and an HTTP feed only), each page is split by person across
     that many worker processes, each merging its share on its own connection: the merge is half
     Python and half database work, and one process keeps one core busy at best.
     """
-    totals = {"batches": 0, "records": 0, "new_persons": 0, "conflicts": 0}
+    totals = dict.fromkeys(("batches", *COUNTS), 0)
     row = db.session.get(SourceCursor, source.name)
     cursor = row.cursor if row else ""
     from idp.sources.base import HttpFeed
@@ -77,22 +84,23 @@ def sync(source: DataSource, max_batches: int | None = None,
 def _run(source: DataSource, cursor: str, totals: dict[str, int], max_batches: int | None,
          on_batch: Callable[[dict[str, int]], None] | None, pool: Any, pending: Any) -> dict[str, int]:
     while max_batches is None or totals["batches"] < max_batches:
-        records, new_cursor = pending.result() if pending else source.changes(cursor)
+        records, new_cursor, rejected = pending.result() if pending else source.changes(cursor)
         pending = None
-        if not records and new_cursor == cursor:
+        if not records and not rejected and new_cursor == cursor:
             break
-        if pool and records and (max_batches is None or totals["batches"] + 1 < max_batches):
+        if pool and (records or rejected) and (max_batches is None or totals["batches"] + 1 < max_batches):
             pending = pool.submit(source.changes, new_cursor)
-        counts = merge_batch(source.name, records)
+        counts = {**merge_batch(source.name, records), "rejected": len(rejected)}
+        _log_rejected(source.name, cursor, rejected)
         _save_cursor(source.name, new_cursor, counts["records"])
         db.session.commit()
         cursor = new_cursor
         totals["batches"] += 1
-        for k in ("records", "new_persons", "conflicts"):
+        for k in COUNTS:
             totals[k] += counts[k]
         if on_batch:
             on_batch(counts)
-        if not records:
+        if not records and not rejected:
             break
     log.info("source %s synced: %s", source.name, totals)
     return totals
@@ -125,7 +133,7 @@ def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches:
         pending = fetcher.submit(source.raw_changes, cursor)
         # Up to two pages in flight: the workers start on page k+1 while the shares of page k finish
         # and its cursor is committed. Each partition's worker takes its shares in page order.
-        in_flight: collections.deque[tuple[list[Any], str]] = collections.deque()
+        in_flight: collections.deque[tuple[list[Any], str, str]] = collections.deque()
         submitted = 0
         done = False
         while not done or in_flight:
@@ -138,23 +146,30 @@ def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches:
                 last = not raws or (max_batches is not None and submitted >= max_batches)
                 if not last:
                     pending = fetcher.submit(source.raw_changes, new_cursor)
-                shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
-                for raw in raws:
-                    shares[zlib.crc32(source.partition_key(raw).encode()) % workers].append(raw)
-                futures = [procs[i].submit(_merge_share, share) for i, share in enumerate(shares) if share]
-                in_flight.append((futures, new_cursor))
+                shares: list[tuple[list[Any], list[int]]] = [([], []) for _ in range(workers)]
+                for pos, raw in enumerate(raws):
+                    share = shares[zlib.crc32(source.partition_key(raw).encode()) % workers]
+                    share[0].append(raw)
+                    share[1].append(pos)
+                futures = [procs[i].submit(_merge_share, *share) for i, share in enumerate(shares) if share[0]]
+                in_flight.append((futures, cursor, new_cursor))
                 cursor = new_cursor
                 done = last
                 continue
-            futures, page_cursor = in_flight.popleft()
-            counts = {"records": 0, "new_persons": 0, "conflicts": 0}
+            futures, page_start, page_cursor = in_flight.popleft()
+            counts = dict.fromkeys(COUNTS, 0)
+            rejected: list[Rejected] = []
             for f in futures:
-                for k, v in f.result().items():
+                share_counts, share_rejected = f.result()
+                for k, v in share_counts.items():
                     counts[k] += v
+                rejected += share_rejected
+            counts["rejected"] = len(rejected)
+            _log_rejected(source.name, page_start, sorted(rejected))
             _save_cursor(source.name, page_cursor, counts["records"])
             db.session.commit()
             totals["batches"] += 1
-            for k in ("records", "new_persons", "conflicts"):
+            for k in COUNTS:
                 totals[k] += counts[k]
             if on_batch:
                 on_batch(counts)
@@ -190,15 +205,23 @@ def _worker_ready() -> bool:
     return True
 
 
-def _merge_share(raws: list[dict[str, Any]]) -> dict[str, int]:
+def _merge_share(raws: list[Any], positions: list[int]) -> tuple[dict[str, int], list[Rejected]]:
     source = _WORKER["source"]
+    records, rejected = source.read(raws, positions)
     try:
-        counts = merge_batch(source.name, source._records(raws))
+        counts = merge_batch(source.name, records)
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    return counts
+    return counts, rejected
+
+
+def _log_rejected(source: str, cursor: str, rejected: Iterable[Rejected]) -> None:
+    """Where each unreadable record is, so the source's people can find and mend it; never its content."""
+    for r in rejected:
+        log.warning("source %s: record %d of the page after cursor %r not read (%s)", source, r.position,
+                    cursor, r.reason)
 
 
 def _save_cursor(source: str, cursor: str, n: int) -> None:

@@ -15,6 +15,7 @@ from idp.sources.base import AffiliationRecord, HttpFeed, PersonRecord, parse_da
 class WebHR(HttpFeed):
     name = "webhr"
     id_field = "pid"
+    required = ("pid", "fullName")
 
     def to_record(self, raw: dict[str, Any]) -> PersonRecord:
         affs = tuple(

@@ -27,8 +27,8 @@ def test_county_json_and_csv(feeds: dict[str, Feed]) -> None:
     for fmt in ("json", "csv"):
         src = CountySIS(url=feeds["county"].url, token=TOKEN, county="63", format=fmt, batch_size=10)
         assert isinstance(src, DataSource) and src.name == "county-63"
-        records, cursor = src.changes("")
-        assert len(records) == 10 and cursor == "10"
+        records, cursor, rejected = src.changes("")
+        assert len(records) == 10 and cursor == "10" and rejected == ()
         r = records[0]
         assert r.name == raw["stu_name"] and r.birth_date == dt.date.fromisoformat(raw["birthday"])
         a = r.affiliations[0]
@@ -41,7 +41,7 @@ def test_k12_registry(feeds: dict[str, Feed]) -> None:
     """R-S1: the senior-high registry's own field names map to the same neutral record."""
     raw = feeds["k12"].raws[0]
     src = K12Registry(url=feeds["k12"].url, token=TOKEN)
-    records, _ = src.changes("")
+    records = src.changes("").records
     assert records[0].name == raw["cname"] and records[0].birth_date.strftime("%Y%m%d") == raw["birth_ymd"]
     school = list(src.list_school(raw["schno"]))
     assert school and all(r.affiliations[0].school_code == raw["schno"] for r in school)
@@ -72,11 +72,11 @@ def test_proxy_roster_month_day_only(app: Flask, people: list[gen.SyntheticPerso
         stored = " ".join(e.national_id_ciphertext + e.blind_index for e in db.session.query(RosterEntry))
         assert not any(k.national_id in stored for k in kids)
         src = ProxyRoster()
-        records, cursor = src.changes("")
+        records, cursor, _ = src.changes("")
         assert len(records) == 5 and records[0].birth_date is None
         assert records[0].birth_month_day == kids[0].birth_date.strftime("%m%d")
         assert records[0].affiliations[0].school_code == "630001"
-        assert src.changes(cursor) == ([], cursor)
+        assert src.changes(cursor) == ([], cursor, ())
         bi = protection.blind_index(records[1].national_id)
         assert src.lookup(bi)[0].name == kids[1].name
         assert len(list(src.list_school("630001"))) == 5
@@ -89,3 +89,36 @@ def test_roster_rejects_bad_rows_by_line(app: Flask) -> None:
     with app.app_context(), pytest.raises(RosterError) as err:
         load_roster(text, "630001", 114, 1, "學生")
     assert err.value.errors == [(3, "checksum")]
+
+
+def _broken_county_page(feed: Feed) -> list[str]:
+    """Three unreadable records among the good ones (positions 1, 4 and 6); returns their IDs."""
+    raws = feed.raws
+    bad_checksum = raws[1]["sid"][:-1] + str((int(raws[1]["sid"][-1]) + 1) % 10)
+    raws[1] = {**raws[1], "sid": bad_checksum}
+    raws[4] = {**raws[4], "stu_name": ""}
+    raws[6] = {**raws[6], "birthday": "2015-13-45"}
+    return [bad_checksum, raws[4]["sid"], raws[6]["sid"]]
+
+
+def test_unreadable_records_are_reported_by_place_not_content(feeds: dict[str, Feed]) -> None:
+    """R-S4, R-N4: a record with a bad ID, a missing name or an impossible birthday is passed over and
+    reported by its place in the page and why, never by its number; the others are read."""
+    _broken_county_page(feeds["county"])
+    page = CountySIS(url=feeds["county"].url, token=TOKEN, county="63", batch_size=10).changes("")
+    assert [(r.position, r.reason) for r in page.rejected] == [
+        (1, "national_id:checksum"), (4, "missing:stu_name"), (6, "malformed")]
+    assert len(page.records) == 7 and page.next_cursor == "10"
+
+
+def test_feed_answer_that_is_not_a_page(tmp_path, feeds: dict[str, Feed]) -> None:  # type: ignore[no-untyped-def]
+    """R-N4: a feed or dropped file that is not a page of records fails with a message, not a traceback."""
+    feeds["county"].app.view_functions["changes"] = lambda: ("<html>maintenance</html>", 200)
+    with pytest.raises(SourceError, match="not a page of records"):
+        CountySIS(url=feeds["county"].url, token=TOKEN, county="63").changes("")
+    bad = tmp_path / "feed.json"
+    bad.write_text('{"records": "no"}', encoding="utf-8")
+    with pytest.raises(SourceError, match="not a list of records"):
+        CountySIS(file=str(bad), county="63").changes("")
+    with pytest.raises(SourceError, match="cannot read"):
+        CountySIS(file=str(tmp_path / "missing.json"), county="63").changes("")

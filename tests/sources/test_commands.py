@@ -46,6 +46,22 @@ def test_sync_command_prints_counts(app: Flask, with_sources: dict[str, Feed]) -
     assert bad.exit_code != 0 and "unknown source" in bad.output
 
 
+def test_sync_command_when_the_feed_fails(app: Flask, with_sources: dict[str, Feed]) -> None:
+    """R-N4: a feed that is down or answers nonsense gives a one-line reason and a failing exit code, and
+    what was stored stays; unreadable records are counted in the output."""
+    runner = app.test_cli_runner()
+    feed = with_sources["k12"]
+    feed.raws[2] = {**feed.raws[2], "idno": "Z1"}
+    ok = runner.invoke(args=["sources", "sync", "k12"])
+    assert ok.exit_code == 0 and "1 records not read (see the log)" in ok.output
+    stored = db.session.scalar(sa.select(sa.func.count()).select_from(Person))
+    feed.app.view_functions["changes"] = lambda: ("upstream down", 502)
+    failed = runner.invoke(args=["sources", "sync", "k12"])
+    assert failed.exit_code == 1 and "HTTP 502" in failed.output and "Traceback" not in failed.output
+    assert "not synced: k12" in failed.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Person)) == stored
+
+
 def test_load_roster_command(app: Flask, tmp_path: Path, people: list[gen.SyntheticPerson]) -> None:
     """R-S3: `flask sources load-roster` stores a roster; a bad row is named by line, never by number."""
     kids = [p for p in people if p.role == "學生"][:3]

@@ -63,3 +63,17 @@ def test_parallel_sync_matches_the_feed_and_resumes(app: Flask, pupils: list[gen
         assert [tuple(a) for a in affs] == [("649999", "轉入班", "active")]
         again = sync(source, workers=2)
         assert again["records"] == 0
+
+
+def test_parallel_sync_reports_unreadable_records(app: Flask, pupils: list[gen.SyntheticPerson],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """R-S1, R-N4: with two workers, unreadable records are counted and logged at their place in the page."""
+    raws = [gen.county_raw(p) for p in pupils]
+    raws[5] = {**raws[5], "sch_code": None}
+    raws[45] = {**raws[45], "sid": "A123456788"}
+    with app.app_context(), serve(feed_app(raws, TOKEN, "sch_code")) as url:
+        t = sync(CountySIS(url=url, token=TOKEN, county="par", batch_size=40), workers=2)
+    assert t["rejected"] == 2 and t["records"] == len(pupils) - 2
+    assert "record 5 of the page after cursor '' not read (missing:sch_code)" in caplog.text
+    assert "record 5 of the page after cursor '40' not read (national_id:checksum)" in caplog.text
+    assert "A123456788" not in caplog.text

@@ -55,8 +55,27 @@ def test_sync_counts_idempotent_and_resumable(app: Flask, feeds: dict[str, Feed]
         db.session.delete(db.session.get(SourceCursor, "county-63"))
         db.session.commit()
         full = sync(src)
-        assert full == {"batches": 4, "records": 30, "new_persons": 0, "conflicts": 0}
+        assert full == {"batches": 4, "records": 30, "new_persons": 0, "conflicts": 0, "rejected": 0}
         assert _count(Person) == 30 and _count(Affiliation) == 30
+
+
+def test_unreadable_records_do_not_stop_the_sync(app: Flask, feeds: dict[str, Feed],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """R-S1, R-N4: records a feed cannot be read are counted and logged by place, never by number; the
+    rest are stored and the cursor moves past them, so the next run does not stumble on them again."""
+    from .test_adapters import _broken_county_page
+
+    bad_ids = _broken_county_page(feeds["county"])
+    caplog.set_level(logging.DEBUG)
+    with app.app_context():
+        src = CountySIS(url=feeds["county"].url, token=TOKEN, county="63", batch_size=8)
+        t = sync(src)
+        assert t == {"batches": 4, "records": 27, "new_persons": 27, "conflicts": 0, "rejected": 3}
+        assert _count(Person) == 27 and db.session.get(SourceCursor, "county-63").cursor == "30"
+        assert "record 1 of the page after cursor '' not read (national_id:checksum)" in caplog.text
+        assert "record 6 of the page after cursor '' not read (malformed)" in caplog.text
+        assert sync(src)["rejected"] == 0
+    assert not any(i in caplog.text for i in bad_ids + [r["sid"] for r in feeds["county"].raws])
 
 
 def test_merge_two_sources_one_person(app: Flask, feeds: dict[str, Feed]) -> None:
