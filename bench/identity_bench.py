@@ -8,8 +8,9 @@ COPY; the county sync goes through the real HTTP adapter against a loopback fake
 
 A sync changes the database it measures, so every run starts from a freshly loaded one. Loading
 3.5 M persons takes about four minutes: with ``--reuse`` the freshly loaded database is kept as a
-template (``bench_identity_loaded``, tagged with the persons and seed) and later runs with the same
-``--persons`` and ``--seed`` copy it (``CREATE DATABASE … TEMPLATE``, about 30 s) instead of loading.
+template (``bench_identity_loaded``, tagged with the persons, the seed and the latest migration) and
+later runs with the same ``--persons``, ``--seed`` and schema copy it (``CREATE DATABASE … TEMPLATE``,
+about 30 s) instead of loading.
 """
 
 from __future__ import annotations
@@ -213,7 +214,8 @@ def main() -> None:
                          "loading again; keep this run's load for the next one")
     args = ap.parse_args()
     today = dt.date(2025, 9, 1)
-    tag = f"identity bench: {args.persons} persons, seed {args.seed}"
+    head = sorted((Path(__file__).resolve().parent.parent / "migrations" / "versions").glob("0*.py"))[-1].stem
+    tag = f"identity bench: {args.persons} persons, seed {args.seed}, schema {head}"
     t0 = time.perf_counter()
     cloned = args.reuse and clone_template(args.database_url, tag)
     app = setup(args.database_url, drop=not cloned)

@@ -74,6 +74,29 @@ def test_upgrade_downgrade_upgrade_with_data(scratch_app) -> None:
         assert _count("account") == 0
 
 
+def test_identity_indexes_migration_keeps_mirror_rows(scratch_app) -> None:
+    """R-N4, R-S2: 0004 (one unique index on blind index + source) up and down with mirror rows present;
+    the rows stay and a second row for the same person and source is still refused."""
+    mirror = ("INSERT INTO source_record (source, blind_index, name, affiliations, seen_at) "
+              "VALUES (:s, 'bi1', '王小明', '[]', CURRENT_TIMESTAMP)")
+    with scratch_app.app_context():
+        flask_migrate.upgrade(revision="0003")
+        db.session.execute(sa.text(mirror), {"s": "county-63"})
+        db.session.commit()
+        db.session.remove()
+        flask_migrate.upgrade(revision="0004")
+        db.session.execute(sa.text(mirror), {"s": "k12"})
+        db.session.commit()
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.execute(sa.text(mirror), {"s": "k12"})
+        db.session.rollback()
+        db.session.remove()
+        flask_migrate.downgrade(revision="0003")
+        assert _count("source_record") == 2
+        flask_migrate.upgrade()
+        assert _count("source_record") == 2
+
+
 def test_models_and_migrations_agree(scratch_app) -> None:
     """R-N4: no drift between the models and the migration chain (what `flask db check` checks)."""
     with scratch_app.app_context():
