@@ -121,6 +121,7 @@ class HttpFeed:
         self.batch_size = batch_size or self.batch_size
         self.options = options
         self._session = requests.Session()
+        self._file_cache: tuple[tuple[str, int, int], list[Any]] | None = None
 
     def _get(self, path: str, **params: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -191,20 +192,31 @@ class HttpFeed:
         """What routes a raw record to a worker in a parallel sync (the same person, the same worker)."""
         return str(raw.get(self.id_field, "")).strip().upper() if isinstance(raw, dict) else ""
 
-    def _file_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
-        """A dropped JSON file (a list of raw records): the cursor is the offset read up to."""
+    def _file_changes(self, cursor: str) -> tuple[list[Any], str]:
+        """A dropped file: the cursor is the offset read up to. The file is read once and kept while it
+        stays the same (size and modification time), not parsed again for every page."""
         try:
-            with open(self.file, "rb") as fh:
-                raws = orjson.loads(fh.read().removeprefix(b"\xef\xbb\xbf"))  # a BOM from Windows tools
+            stat = os.stat(self.file)
+            key = (self.file, stat.st_mtime_ns, stat.st_size)
+            if self._file_cache is None or self._file_cache[0] != key:
+                with open(self.file, "rb") as fh:
+                    self._file_cache = (key, self.parse_file(fh.read()))
         except OSError as exc:
             raise SourceError(f"source {self.name}: cannot read the dropped file ({type(exc).__name__})") from exc
+        raws = self._file_cache[1]
+        start = int(cursor or 0)
+        chunk = raws[start:start + self.batch_size]
+        return chunk, str(start + len(chunk))
+
+    def parse_file(self, data: bytes) -> list[Any]:
+        """A dropped JSON file: a list of raw records (a BOM from Windows tools is allowed)."""
+        try:
+            raws = orjson.loads(data.removeprefix(b"\xef\xbb\xbf"))
         except orjson.JSONDecodeError as exc:
             raise SourceError(f"source {self.name}: the dropped file is not JSON") from exc
         if not isinstance(raws, list):
             raise SourceError(f"source {self.name}: the dropped file is not a list of records")
-        start = int(cursor or 0)
-        chunk = raws[start:start + self.batch_size]
-        return chunk, str(start + len(chunk))
+        return raws
 
 
 def parse_date(text: str | None) -> dt.date | None:

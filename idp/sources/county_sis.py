@@ -50,5 +50,27 @@ class CountySIS(HttpFeed):
         resp = self._get("/changes", cursor=cursor, limit=self.batch_size, format="csv")
         if "X-Next-Cursor" not in resp.headers:
             raise SourceError(f"source {self.name}: the CSV export came without its X-Next-Cursor header")
-        rows = csv.DictReader(io.StringIO(resp.text))
-        return [{CSV_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows], resp.headers["X-Next-Cursor"]
+        return _csv_rows(resp.text), resp.headers["X-Next-Cursor"]
+
+    def parse_file(self, data: bytes) -> list[Any]:
+        """A dropped export: JSON, or with ``format = "csv"`` the CSV export as Excel on Windows saves it,
+        UTF-8 (with or without BOM) or Big5 (CP950)."""
+        if self.format != "csv":
+            return super().parse_file(data)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp950")
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"source {self.name}: the dropped CSV is neither UTF-8 nor Big5") from exc
+        rows = _csv_rows(text)
+        if rows and "sid" not in rows[0]:
+            raise SourceError(f"source {self.name}: the dropped CSV has no 身分證號 column")
+        return rows
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    """The CSV export's rows under the JSON field names (columns named as in ``CSV_COLUMNS``)."""
+    return [{CSV_COLUMNS.get(k.strip() if k else k, k): v for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(text))]

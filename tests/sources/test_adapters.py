@@ -122,3 +122,53 @@ def test_feed_answer_that_is_not_a_page(tmp_path, feeds: dict[str, Feed]) -> Non
         CountySIS(file=str(bad), county="63").changes("")
     with pytest.raises(SourceError, match="cannot read"):
         CountySIS(file=str(tmp_path / "missing.json"), county="63").changes("")
+
+
+def _county_csv(raws: list[dict]) -> str:
+    import csv
+    import io
+
+    from idp.sources.county_sis import CSV_COLUMNS
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")  # as Excel writes it
+    w.writerow(list(CSV_COLUMNS))
+    for r in raws:
+        w.writerow(["" if r[f] is None else r[f] for f in CSV_COLUMNS.values()])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["json-bom", "csv-utf8-bom", "csv-big5"])
+def test_county_dropped_file(app: Flask, tmp_path, feeds: dict[str, Feed], kind: str) -> None:  # type: ignore[no-untyped-def]
+    """R-S1, R-U8: a county that drops its export as a file (JSON, or the CSV as Excel saves it in UTF-8
+    with BOM or Big5) is read page by page from the offset, like its HTTP feed."""
+    import orjson
+
+    from idp.sources.sync import sync
+
+    raws = feeds["county"].raws
+    path = tmp_path / "county-export"
+    if kind == "json-bom":
+        path.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(raws))
+    else:
+        path.write_bytes(_county_csv(raws).encode("utf-8-sig" if kind == "csv-utf8-bom" else "cp950"))
+    src = CountySIS(file=str(path), county="63", format="json" if kind == "json-bom" else "csv", batch_size=12)
+    records, cursor, rejected = src.changes("")
+    assert len(records) == 12 and cursor == "12" and rejected == ()
+    r, raw = records[0], raws[0]
+    assert (r.name, r.birth_date.isoformat(), r.affiliations[0].school_code, r.affiliations[0].class_name) == (
+        raw["stu_name"], raw["birthday"], raw["sch_code"], raw["class_title"])
+    assert src.changes("24").next_cursor == "30" and src.changes("30") == ([], "30", ())
+    with app.app_context():
+        assert sync(src)["records"] == len(raws)
+
+
+def test_county_dropped_csv_that_is_not_the_export(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """R-N4: a dropped CSV without the ID column, or in neither UTF-8 nor Big5, is refused with a reason."""
+    other = tmp_path / "other.csv"
+    other.write_text("name,birthday\n王小明,2015-05-21\n", encoding="utf-8")
+    with pytest.raises(SourceError, match="no 身分證號 column"):
+        CountySIS(file=str(other), county="63", format="csv").changes("")
+    other.write_bytes(b"\xff\xfe\x00\xd8 not text")
+    with pytest.raises(SourceError, match="neither UTF-8 nor Big5"):
+        CountySIS(file=str(other), county="63", format="csv").changes("")
