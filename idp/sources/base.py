@@ -219,6 +219,15 @@ class HttpFeed:
         return raws
 
 
+def decode_export(data: bytes) -> str:
+    """The text of a file exported on Windows: UTF-8 with or without BOM, else Big5 (CP950), the two
+    encodings Excel saves Traditional Chinese CSV in. Raises ``UnicodeDecodeError`` for anything else."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp950")
+
+
 def parse_date(text: str | None) -> dt.date | None:
     """YYYY-MM-DD, YYYYMMDD or ROC YYY/MM/DD / YYYMMDD → date; empty → None."""
     if not text:

@@ -21,7 +21,12 @@ def sync_cmd(name: str | None, max_batches: int | None, workers: int | None) -> 
     from idp.sources.base import SourceError
     from idp.sources.sync import configured_sources, sync
 
-    sources = configured_sources()
+    try:
+        sources = configured_sources()
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not sources:
+        raise click.ClickException("no sources configured: set sources_file (see config/sources.example.toml)")
     if name:
         if name not in sources:
             raise click.ClickException(f"unknown source {name!r}; configured: {', '.join(sources) or 'none'}")
@@ -49,13 +54,16 @@ def sync_cmd(name: str | None, max_batches: int | None, workers: int | None) -> 
 @click.option("--semester", type=click.IntRange(1, 2), required=True)
 @click.option("--role", type=click.Choice(["學生", "教師", "職員"]), default="學生", show_default=True)
 def load_roster_cmd(file: str, school: str, year: int, semester: int, role: str) -> None:
-    """Load a proxy-platform roster CSV (姓名, 使用者識別碼, 生日 MMDD, 年級, 班級, 班級名稱)."""
+    """Load a proxy-platform roster CSV (姓名, 使用者識別碼, 生日 MMDD, 年級, 班級, 班級名稱), UTF-8 or Big5."""
     from pathlib import Path
 
+    from idp.sources.base import decode_export
     from idp.sources.proxy_roster import RosterError, load_roster
 
-    with open(file, encoding="utf-8-sig") as fh:
-        text = fh.read()
+    try:
+        text = decode_export(Path(file).read_bytes())
+    except UnicodeDecodeError as exc:
+        raise click.ClickException("the roster is neither UTF-8 nor Big5 text: save it from Excel as CSV") from exc
     try:
         upload = load_roster(text, school, year, semester, role, filename=Path(file).name)
     except RosterError as exc:

@@ -12,7 +12,7 @@ import io
 from typing import Any
 
 from idp.identity.nationalid import NationalId
-from idp.sources.base import AffiliationRecord, HttpFeed, PersonRecord, SourceError, parse_date
+from idp.sources.base import AffiliationRecord, HttpFeed, PersonRecord, SourceError, decode_export, parse_date
 
 CSV_COLUMNS = {"身分證號": "sid", "姓名": "stu_name", "生日": "birthday", "學校代碼": "sch_code", "年級": "grade",
                "班級": "class_no", "班級名稱": "class_title", "狀態": "status", "學年度": "acad_year",
@@ -58,12 +58,9 @@ class CountySIS(HttpFeed):
         if self.format != "csv":
             return super().parse_file(data)
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            try:
-                text = data.decode("cp950")
-            except UnicodeDecodeError as exc:
-                raise SourceError(f"source {self.name}: the dropped CSV is neither UTF-8 nor Big5") from exc
+            text = decode_export(data)
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"source {self.name}: the dropped CSV is neither UTF-8 nor Big5") from exc
         rows = _csv_rows(text)
         if rows and "sid" not in rows[0]:
             raise SourceError(f"source {self.name}: the dropped CSV has no 身分證號 column")

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from idp.extensions import db
 from idp.identity.models import SourceCursor
-from idp.sources.base import DataSource, Rejected
+from idp.sources.base import DataSource, Rejected, SourceError
 from idp.sources.resolver import merge_batch
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,22 @@ log = logging.getLogger(__name__)
 def build_source(spec: dict[str, Any]) -> DataSource:
     """An adapter from its configuration: ``adapter`` is a dotted path ``module.Class``."""
     spec = dict(spec)
-    module, _, cls = spec.pop("adapter").rpartition(".")
-    return getattr(importlib.import_module(module), cls)(**spec)
+    path = spec.pop("adapter", None)
+    if not isinstance(path, str) or "." not in path:
+        raise SourceError(f"source {spec.get('name', '?')}: 'adapter' must be a dotted path module.Class")
+    module, _, cls = path.rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise SourceError(f"source {spec.get('name', '?')}: no adapter {path}") from exc
+    try:
+        return factory(**spec)
+    except TypeError as exc:  # an option the adapter does not take; the message names it, not a secret
+        raise SourceError(f"source {spec.get('name', '?')}: {exc}") from exc
 
 
 def configured_sources() -> dict[str, DataSource]:
+    """The sources named in ``sources_file``; a missing or malformed file is a ``SourceError``."""
     from idp.config import CONFIG_DIR
     from idp.extensions import settings
 
@@ -40,10 +51,20 @@ def configured_sources() -> dict[str, DataSource]:
     if not path:
         return {}
     full = Path(path) if Path(path).is_absolute() else CONFIG_DIR / path
-    with full.open("rb") as fh:
-        specs = tomllib.load(fh).get("source", [])
-    sources = [build_source(s) for s in specs]
-    return {s.name: s for s in sources}
+    try:
+        with full.open("rb") as fh:
+            specs = tomllib.load(fh).get("source", [])
+    except OSError as exc:
+        raise SourceError(f"sources_file {full}: cannot be read ({type(exc).__name__})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SourceError(f"sources_file {full}: not valid TOML ({exc})") from exc
+    sources: dict[str, DataSource] = {}
+    for spec in specs:
+        src = build_source(spec)
+        if src.name in sources:
+            raise SourceError(f"sources_file {full}: two sources are named {src.name!r}")
+        sources[src.name] = src
+    return sources
 
 
 COUNTS = ("records", "new_persons", "conflicts", "rejected")

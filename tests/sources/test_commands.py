@@ -11,7 +11,7 @@ from flask import Flask
 
 from idp.extensions import db
 from idp.identity import protection
-from idp.identity.models import IdentityConflict, Person, RosterUpload
+from idp.identity.models import IdentityConflict, Person, RosterEntry, RosterUpload
 from idp.identity.protection import Protector
 from idp.identity.services import find_person, resolve_conflict, rotate_keys
 from idp.sources import generator as gen
@@ -62,6 +62,26 @@ def test_sync_command_when_the_feed_fails(app: Flask, with_sources: dict[str, Fe
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Person)) == stored
 
 
+@pytest.mark.parametrize(("toml", "message"), [
+    (None, "no sources configured: set sources_file"),
+    ("missing", "cannot be read (FileNotFoundError)"),
+    ("[[source]\n", "not valid TOML"),
+    ('[[source]]\nname = "x"\nadapter = "idp.sources.nope.X"\n', "source x: no adapter idp.sources.nope.X"),
+    ('[[source]]\nname = "x"\n', "source x: 'adapter' must be a dotted path"),
+    ('[[source]]\nname = "x"\nadapter = "idp.sources.proxy_roster.ProxyRoster"\n' * 2, "two sources are named 'x'"),
+])
+def test_sync_command_with_a_bad_sources_file(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              toml: str | None, message: str) -> None:
+    """R-N4: a missing, malformed or wrong sources file is named with what is wrong, not a traceback."""
+    path = tmp_path / "sources.toml"
+    if toml not in (None, "missing"):
+        path.write_text(toml, encoding="utf-8")
+    settings = dataclasses.replace(app.extensions["idp.settings"], sources_file="" if toml is None else str(path))
+    monkeypatch.setitem(app.extensions, "idp.settings", settings)
+    result = app.test_cli_runner().invoke(args=["sources", "sync"])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
 def test_load_roster_command(app: Flask, tmp_path: Path, people: list[gen.SyntheticPerson]) -> None:
     """R-S3: `flask sources load-roster` stores a roster; a bad row is named by line, never by number."""
     kids = [p for p in people if p.role == "學生"][:3]
@@ -78,6 +98,21 @@ def test_load_roster_command(app: Flask, tmp_path: Path, people: list[gen.Synthe
     bad = runner.invoke(args=["sources", "load-roster", str(f), "--school", "630001", "--year", "114",
                               "--semester", "1"])
     assert bad.exit_code != 0 and "line 2: checksum" in bad.output and "A123456788" not in bad.output
+
+
+def test_load_roster_command_reads_big5(app: Flask, tmp_path: Path, people: list[gen.SyntheticPerson]) -> None:
+    """R-U8: a roster saved by Excel in Big5 loads like a UTF-8 one; a file that is neither is refused."""
+    kids = [p for p in people if p.role == "學生"][:2]
+    f = tmp_path / "roster.csv"
+    f.write_bytes(gen.roster_csv(kids).encode("cp950"))
+    runner = app.test_cli_runner()
+    args = ["sources", "load-roster", str(f), "--school", "630001", "--year", "114", "--semester", "1"]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0 and "2 rows" in result.output, result.output
+    assert {e.name for e in db.session.scalars(sa.select(RosterEntry))} == {k.name for k in kids}
+    f.write_bytes(b"\xff\xfe\x00\xd8 not text")
+    refused = runner.invoke(args=args)
+    assert refused.exit_code == 1 and "neither UTF-8 nor Big5" in refused.output
 
 
 def test_operator_resolves_conflict(app: Flask, people: list[gen.SyntheticPerson]) -> None:
