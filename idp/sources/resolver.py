@@ -1,7 +1,8 @@
 """Merge what every source says about one national ID into one person (R-S2, R-S3, R-A2).
 
 Set-based: ``merge_batch`` takes one source's records and, in a few multi-row statements,
-(1) upserts that source's mirror rows (``source_record``), (2) creates persons not yet known,
+(1) writes that source's mirror rows (``source_record``) that are new or changed, and goes on with
+those records only (an unchanged one was merged when it last changed), (2) creates persons not yet known,
 (3) compares name and birthday with every other source's mirror: agreement updates the person,
 disagreement opens an ``IdentityConflict`` and leaves the person as it was (never a silent merge),
 (4) upserts the affiliations the source reports and marks the ones it no longer reports ``left``.
@@ -106,8 +107,7 @@ def merge_batch(source: str, records: Sequence[PersonRecord], now: dt.datetime |
     written = _write_mirror(source, mirror, now)
     counts = {"records": len(by_bi), "new_persons": 0, "conflicts": 0}
     if written:
-        counts.update(_merge_persons(source, {bi: by_bi[bi] for bi in written},
-                                     {r["blind_index"]: r["birth_month_day"] for r in mirror}, now))
+        counts.update(_merge_persons(source, {bi: by_bi[bi] for bi in written}, now))
     return counts
 
 
@@ -147,13 +147,13 @@ def _write_mirror(source: str, rows: list[dict[str, Any]], now: dt.datetime) -> 
     return [r["blind_index"] for r in changed]
 
 
-def _merge_persons(source: str, by_bi: dict[str, PersonRecord], md: dict[str, str | None],
-                   now: dt.datetime) -> dict[str, int]:
+def _merge_persons(source: str, by_bi: dict[str, PersonRecord], now: dt.datetime) -> dict[str, int]:
     """The persons behind new or changed records: created, updated where every source agrees, a
     conflict opened where they do not; then their affiliations from this source."""
     prot = protection.protector()
     sr, pt = SourceRecord.__table__, Person.__table__
     bis = list(by_bi)
+    md = {bi: rec.month_day for bi, rec in by_bi.items()}
     others: dict[str, list[Any]] = {}
     for row in db.session.execute(sa.select(sr.c.source, sr.c.blind_index, sr.c.name, sr.c.birth_date,
                                             sr.c.birth_month_day)
@@ -269,19 +269,27 @@ def mirrored_records(source: str, blind_index: str) -> list[PersonRecord]:
 AffiliationRow = collections.namedtuple("AffiliationRow", [c.name for c in Affiliation.__table__.columns])
 
 
+def _identity_statement() -> sa.Select:
+    pt, sr, at = Person.__table__, SourceRecord.__table__, Affiliation.__table__
+    bi = sa.bindparam("bi", type_=pt.c.blind_index.type)
+    sources = sa.select(sa.func.aggregate_strings(sr.c.source, ",")).where(sr.c.blind_index == bi).scalar_subquery()
+    return (sa.select(pt.c.id, pt.c.name, pt.c.birth_date, pt.c.birth_month_day, pt.c.account_id, sources,
+                      *at.columns)
+            .select_from(pt.outerjoin(at, (at.c.person_id == pt.c.id) & (at.c.status == "active")))
+            .where(pt.c.blind_index == bi).order_by(at.c.id))
+
+
+# Built once: constructing the statement and its cache key on every call cost more than running it.
+_IDENTITY = _identity_statement()
+
+
 def identity(blind_index: str) -> dict[str, Any] | None:
     """The resolved identity: name, birthday, current (active) affiliations, the sources that know it.
 
     One statement and plain rows, not ORM objects: this is the look-up every application, recovery
     and eduinfo call makes. Three statements (person, sources, affiliations) spent most of their time
     in round trips, and an entity with a lazy relationship cost more than all of them."""
-    pt, sr, at = Person.__table__, SourceRecord.__table__, Affiliation.__table__
-    sources = sa.select(sa.func.aggregate_strings(sr.c.source, ",")).where(sr.c.blind_index == blind_index)
-    rows = db.session.execute(
-        sa.select(pt.c.id, pt.c.name, pt.c.birth_date, pt.c.birth_month_day, pt.c.account_id,
-                  sources.scalar_subquery(), *at.columns)
-        .select_from(pt.outerjoin(at, (at.c.person_id == pt.c.id) & (at.c.status == "active")))
-        .where(pt.c.blind_index == blind_index).order_by(at.c.id)).all()
+    rows = db.session.execute(_IDENTITY, {"bi": blind_index}).all()
     if not rows:
         return None
     p, n = rows[0], 6  # the person's columns, then the affiliation's (none when it has no active one)
