@@ -254,7 +254,8 @@ def main() -> None:
             t0 = time.perf_counter()
             totals = sync(src, workers=args.workers)
             sync_s = time.perf_counter() - t0
-        rows.append((f"county sync (HTTP JSON → persons, {args.workers} workers)", f"{totals['records']:,}",
+        workers = f"{args.workers} worker" + ("s" if args.workers > 1 else "")
+        rows.append((f"county sync (HTTP JSON → persons, {workers})", f"{totals['records']:,}",
                      f"{sync_s:.1f} s",
                      f"{totals['records'] / sync_s:,.0f} records/s (target ≥ 20,000)"))
 
