@@ -164,7 +164,7 @@ class HttpFeed:
         return records, rejected
 
     def list_school(self, school_code: str) -> Iterable[PersonRecord]:
-        return self.read(self._records_of(self._get(f"/schools/{school_code}").content))[0]
+        return self.read(self._page(self._get(f"/schools/{school_code}").content)["records"])[0]
 
     def changes(self, cursor: str) -> Page:
         raws, next_cursor = self.raw_changes(cursor)
@@ -175,18 +175,20 @@ class HttpFeed:
         """One page of the feed as the source sends it (not yet mapped), and the next cursor."""
         if self.file:
             return self._file_changes(cursor)
-        body = self._get("/changes", cursor=cursor, limit=self.batch_size).content
+        data = self._page(self._get("/changes", cursor=cursor, limit=self.batch_size).content)
+        if "next_cursor" not in data:
+            raise SourceError(f"source {self.name}: the feed's answer is not a page of records")
+        return data["records"], str(data["next_cursor"])
+
+    def _page(self, body: bytes) -> dict[str, Any]:
+        """The feed's JSON answer, checked to be ``{"records": [...], ...}``."""
         try:
             data = orjson.loads(body)
-            return self._records_of(data), str(data["next_cursor"])
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except orjson.JSONDecodeError as exc:
             raise SourceError(f"source {self.name}: the feed's answer is not a page of records") from exc
-
-    def _records_of(self, content: Any) -> list[Any]:
-        data = orjson.loads(content) if isinstance(content, bytes) else content
         if not isinstance(data, dict) or not isinstance(data.get("records"), list):
             raise SourceError(f"source {self.name}: the feed's answer is not a page of records")
-        return data["records"]
+        return data
 
     def partition_key(self, raw: Any) -> str:
         """What routes a raw record to a worker in a parallel sync (the same person, the same worker)."""
