@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi``."""
+"""WSGI entry point: ``flask --app wsgi serve`` (Granian, idp/serving.py), ``flask --app wsgi`` commands."""
 from idp import create_app
 
 app = create_app()

@@ -1,8 +1,10 @@
-"""Benchmark (issue 2 item 15): requests/s and server CPU per operation under gunicorn.
+"""Benchmark (issue 2 item 15, issue 9 item 2): requests/s and server CPU per operation, per server.
 
-Starts the provider with gunicorn (2 sync workers by default) on PostgreSQL (its own database ``bench``,
-recreated) and Redis (its own key prefix), configured as production (argon2 defaults, real
-secrets from the environment, issuer on loopback), seeds one confidential client and one
+Starts the provider under each server in turn, with 2 workers by default: Granian as production
+runs it (``flask --app wsgi serve``, idp/serving.py) and, for comparison, gunicorn with sync workers
+(what served it before issue 9). Each gets PostgreSQL (its own database ``bench``, recreated for
+each server) and Redis (its own key prefix), configured as production (argon2 defaults, real
+secrets from the environment, issuer on loopback); the run seeds one confidential client and one
 account with a remembered consent, then measures, one after the other:
 
 - ``GET /.well-known/openid-configuration``
@@ -11,14 +13,19 @@ account with a remembered consent, then measures, one after the other:
 - the authorization-code round trip with an existing SSO session: ``GET /oauth/authorize``
   (PKCE S256, nonce) → 302 with the code → ``POST /oauth/token`` → access, refresh and an RS256 ID token
 
+and each server's floor: an empty app under the same server settings (bench/floor_app.py; under
+Granian behind the same ASGI adapter as the provider).
+
 For each: operations per second seen by the load generator (a few client threads on the same
 2 cores, so this is a floor) and the server's CPU milliseconds per operation: utime+stime of
-the gunicorn master and its workers from ``/proc`` before and after, divided by the number of
-operations. Loops are bounded in count and time, traffic stays on 127.0.0.1, and everything the
-run started is stopped at the end. Prints a markdown table with the targets.
+the server's main process and all its descendants (gunicorn's workers, Granian's worker
+processes) from ``/proc`` before and after, divided by the number of operations. Loops are
+bounded in count and time, traffic stays on 127.0.0.1, and everything the run started is stopped
+at the end. Prints one markdown table, the servers side by side, with the targets.
 
     make bench                       # or: .venv/bin/python bench/run.py [--scale 0.2]
-    .venv/bin/python bench/run.py --worker-class gthread      # keep-alive connections
+    .venv/bin/python bench/run.py --servers granian           # one server only
+    .venv/bin/python bench/run.py --worker-class gthread      # gunicorn with keep-alive connections
     .venv/bin/python bench/run.py --profile /tmp/prof         # py-spy stacks per operation (pip install py-spy)
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import re
@@ -148,10 +156,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        found.extend(kids)
+        todo.extend(kids)
+    return found
+
+
 def server_cpu_ms(master: int) -> float:
-    """CPU time of the gunicorn master and its workers (workers live for the whole run)."""
+    """CPU time of the server's main process and all its descendants (workers live for the whole run)."""
     total = 0
-    for pid in [master, *children(master)]:
+    for pid in [master, *descendants(master)]:
         try:
             total += proc_cpu_ticks(pid)
         except OSError:
@@ -225,71 +242,77 @@ def login(base: str) -> dict[str, str]:
     return s.cookies.get_dict()
 
 
-def measure_floor(args: argparse.Namespace) -> Result:
-    """The same gunicorn and load on an empty WSGI app (bench/floor_app.py): the server's floor."""
-    port = free_port()
-    server = subprocess.Popen([str(BIN / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-                               "-k", args.worker_class, "--no-control-socket", "floor_app:app"],
-                              cwd=ROOT / "bench", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base, timeout=1)
-                break
-            except requests.RequestException:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("gunicorn (floor app) did not start") from None
-                time.sleep(0.2)
+def server_command(server: str, port: int, args: argparse.Namespace, floor: bool = False) -> list[str]:
+    """The command line of ``server`` on ``port``: the provider, or the empty floor app (cwd bench/)."""
+    if server == "gunicorn":
+        return [str(BIN / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}", "-k", args.worker_class,
+                "--no-control-socket", "floor_app:app" if floor else "wsgi:app"]
+    if floor:
+        return [sys.executable, "floor_app.py", "--port", str(port), "--workers", str(args.workers)]
+    return [str(BIN / "flask"), "--app", "wsgi", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(args.workers), "--no-access-log"]
 
+
+def start(command: list[str], cwd: Path, env: dict[str, str] | None, url: str, log: Any) -> subprocess.Popen:
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return proc
+        except requests.RequestException:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(proc)
+                text = Path(log.name).read_text()[-2000:] if hasattr(log, "name") else ""
+                raise SystemExit(f"{command[0]} did not start:\n{text}") from None
+            time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def measure_floor(server: str, args: argparse.Namespace) -> Result:
+    """The same server and load on an empty app (bench/floor_app.py): the server's floor."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    proc = start(server_command(server, port, args, floor=True), ROOT / "bench", None, base, subprocess.DEVNULL)
+    try:
         def empty(s: requests.Session) -> None:
             assert s.get(base, timeout=10).status_code == 200
 
         n = max(20, int(3000 * args.scale))
-        run_load("warm-up", empty, max(10, n // 10), args.threads, 30, server.pid, 0)
-        return run_load("floor: empty WSGI app, same gunicorn", empty, n, args.threads, 60, server.pid, 0)
+        run_load("warm-up", empty, max(10, n // 10), args.threads, 30, proc.pid, 0)
+        return run_load(FLOOR, empty, n, args.threads, 60, proc.pid, 0)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(15)
+        stop(proc)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply the operation counts (0.1 = quick)")
-    parser.add_argument("--threads", type=int, default=4, help="client threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="directory for py-spy collapsed stacks of each measured run (pip install py-spy); "
-                             "the figures of a profiled run are inflated by the sampling")
-    args = parser.parse_args()
+FLOOR = "floor: empty app, same server (Granian: behind the same ASGI adapter)"
 
+
+def measure_provider(server: str, args: argparse.Namespace) -> list[Result]:
+    """Fresh database and keys, the provider under ``server``, each operation of the plan in turn."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     keys = tempfile.TemporaryDirectory(prefix="idp-bench-keys-")
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(IDP_CONFIG=str(ROOT / "config" / "production.example.toml"),
                IDP_ISSUER=base, IDP_DATABASE_URL=recreate_database("bench"),
-               IDP_REDIS_URL=REDIS_URL, IDP_STORE_PREFIX=f"bench{os.getpid()}:", IDP_KEYS_DIR=keys.name,
+               IDP_REDIS_URL=REDIS_URL, IDP_STORE_PREFIX=f"bench{os.getpid()}{server}:", IDP_KEYS_DIR=keys.name,
                IDP_SECRET_KEY=secrets.token_urlsafe(48), IDP_SUBJECT_SECRET=secrets.token_urlsafe(48),
                IDP_LOG_LEVEL="WARNING", **production_identity_keys())
     secret = seed(env)
-    log = open(Path(keys.name) / "gunicorn.log", "wb")  # noqa: SIM115 - closed in finally
-    server = subprocess.Popen([str(BIN / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-                               "-k", args.worker_class, "--no-control-socket", "wsgi:app"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(Path(keys.name) / "server.log", "wb")  # noqa: SIM115 - closed in finally
+    proc = start(server_command(server, port, args), ROOT, env, base + "/.well-known/openid-configuration", log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/.well-known/openid-configuration", timeout=1)
-                break
-            except requests.RequestException:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("gunicorn did not start:\n" + Path(log.name).read_text()[-2000:]) from None
-                time.sleep(0.2)
+        _login_cookies.clear()
         _login_cookies.update(login(base))
         auth = (CLIENT_ID, secret)
         rp_sessions: dict[int, requests.Session] = {}
@@ -325,32 +348,63 @@ def main() -> int:
                 ("client_credentials token", client_credentials, 1500, 1.5),
                 ("code flow + PKCE (authorize → token, RS256 ID token)", code_flow, 500, 8.0)]
         results = []
+        profile = args.profile / server if args.profile else None
+        if profile:
+            profile.mkdir(parents=True, exist_ok=True)
         for name, op, count, target in plan:
             n = max(20, int(count * args.scale))
             browser = op is code_flow
-            run_load("warm-up", op, max(10, n // 10), args.threads, 30, server.pid, target, browser)
-            results.append(run_load(name, op, n, args.threads, 60, server.pid, target, browser, args.profile))
+            run_load("warm-up", op, max(10, n // 10), args.threads, 30, proc.pid, target, browser)
+            results.append(run_load(name, op, n, args.threads, 60, proc.pid, target, browser, profile))
+        return results
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(5)
+        stop(proc)
         log.close()
         keys.cleanup()
 
-    results.append(measure_floor(args))
-    print(f"\nidp benchmark: gunicorn {args.workers} {args.worker_class} workers, PostgreSQL + Redis, "
+
+SERVER_NAMES = {"gunicorn": "gunicorn (sync)", "granian": "Granian (flask serve)"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the operation counts (0.1 = quick)")
+    parser.add_argument("--threads", type=int, default=4, help="client threads")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of each server")
+    parser.add_argument("--servers", default="gunicorn,granian",
+                        help="comma-separated servers to measure, in order (gunicorn, granian)")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="directory for py-spy collapsed stacks of each measured run (pip install py-spy); "
+                             "the figures of a profiled run are inflated by the sampling")
+    args = parser.parse_args()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = set(servers) - set(SERVER_NAMES)
+    if unknown or not servers:
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown)) or 'none given'}")
+
+    table: dict[str, list[Result]] = {}
+    for server in servers:
+        table[server] = [*measure_provider(server, args), measure_floor(server, args)]
+
+    first = table[servers[0]]
+    print(f"\nidp benchmark: {args.workers} workers per server (gunicorn {args.worker_class}), PostgreSQL + Redis, "
           f"production settings, {os.cpu_count()} CPUs, {args.threads} client threads on the same machine\n")
-    print("| operation | ops | requests/s | server CPU ms/op | target ms/op | met |")
-    print("| --- | ---: | ---: | ---: | ---: | :---: |")
-    for r in results:
-        if r.target_ms <= 0:  # the floor: no target of its own
-            print(f"| {r.name} | {r.ops} | {r.rate:.0f} | {r.cpu_per_op:.2f} | – | – |")
-            continue
-        met = "yes" if r.cpu_per_op <= r.target_ms else "**no**"
-        print(f"| {r.name} | {r.ops} | {r.rate:.0f} | {r.cpu_per_op:.2f} | ≤ {r.target_ms:g} | {met} |")
+    heads = "".join(f" {SERVER_NAMES[s]} ops/s | {SERVER_NAMES[s]} CPU ms/op |" for s in servers)
+    print(f"| operation | ops |{heads} target ms/op |")
+    print("| --- | ---: |" + " ---: | ---: |" * len(servers) + " ---: |")
+    for i, row in enumerate(first):
+        cells = ""
+        for s in servers:
+            r = table[s][i]
+            cpu = f"{r.cpu_per_op:.2f}"
+            if r.target_ms > 0 and r.cpu_per_op > r.target_ms:
+                cpu = f"**{cpu}**"
+            cells += f" {r.rate:.0f} | {cpu} |"
+        target = f"≤ {row.target_ms:g}" if row.target_ms > 0 else "–"
+        ops = " / ".join(sorted({str(table[s][i].ops) for s in servers}, key=int))
+        print(f"| {row.name} | {ops} |{cells} {target} |")
+    print("\nCPU figures above their target are in bold. ops: operations measured per server.")
     return 0
 
 

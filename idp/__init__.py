@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from idp import errors, i18n, logs
+from idp import errors, i18n, logs, serving
 from idp.config import load_settings
 from idp.extensions import babel, csrf, db, migrate
 from idp.store import make_store
@@ -49,7 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=settings.sso_session_lifetime,
         WTF_CSRF_TIME_LIMIT=3600,
-        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=settings.max_request_body,  # any server refuses larger bodies (idp/serving.py)
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         BABEL_TRANSLATION_DIRECTORIES="translations",
         TESTING=settings.env == "testing",
@@ -66,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["idp.store"] = make_store(settings.redis_url, settings.store_prefix)
     i18n.init_app(app)
     errors.init_app(app)
+    serving.init_app(app)
     for name in PACKAGES:
         importlib.import_module(name).init_app(app)
     return app

@@ -55,6 +55,9 @@ class Settings:
     nationalid_lookups_per_operator: int
     rate_limit_when_store_down: str
     backchannel_logout_timeout: float
+    max_request_body: int
+    request_header_timeout: float
+    request_body_timeout: float
     demo_data: bool
     log_level: str
     support_phone: str
@@ -205,9 +208,13 @@ def validate(s: Settings) -> None:
         "code_lifetime",
         "id_token_lifetime",
         "sso_session_lifetime",
+        "request_header_timeout",
+        "request_body_timeout",
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"setting {name!r} must be a positive number of seconds")
+    if s.max_request_body <= 0:
+        raise ConfigError("setting 'max_request_body' must be a positive number")
     if s.rate_limit_when_store_down not in {"open", "closed"}:
         raise ConfigError("setting 'rate_limit_when_store_down' must be 'open' or 'closed'")
     if s.default_locale not in s.locales:

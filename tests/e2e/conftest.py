@@ -2,7 +2,7 @@
 
 One PostgreSQL database of its own (``<test database>_e2e``, recreated per run), Redis with a
 store prefix of its own, a temporary keys directory, migrated with ``flask db upgrade`` and
-loaded with ``flask demo load`` in subprocesses, then served by gunicorn on a free loopback
+loaded with ``flask demo load`` in subprocesses, then served by ``flask serve`` (Granian) on a free loopback
 port with ``IDP_ISSUER`` matching that port. Skipped on the embedded backend (the live tests
 are about several processes sharing PostgreSQL and Redis).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from e2e_helpers import ROOT, Server, env_without_proxies, flask_cli, free_port, start_gunicorn, wait_http
+from e2e_helpers import ROOT, Server, env_without_proxies, flask_cli, free_port, start_server, wait_http
 
 BACKEND = os.environ.get("IDP_TEST_BACKEND", "postgres")
 PG_URL = os.environ.get("IDP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -80,16 +80,16 @@ def live_env(live_dir: Path, rp_port: int) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def live_server(live_env: dict[str, str], live_dir: Path) -> Iterator[Server]:
-    """gunicorn (1 worker) on the issuer's port."""
-    server = start_gunicorn(live_env, int(live_env["E2E_PORT"]), live_dir / "server-a.log")
+    """``flask serve`` (1 worker) on the issuer's port."""
+    server = start_server(live_env, int(live_env["E2E_PORT"]), live_dir / "server-a.log")
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def second_server(live_env: dict[str, str], live_server: Server, live_dir: Path) -> Iterator[Server]:
-    """Another gunicorn process, same database, store and keys, same issuer: two nodes behind one name."""
-    server = start_gunicorn(live_env, free_port(), live_dir / "server-b.log")
+    """Another server process, same database, store and keys, same issuer: two nodes behind one name."""
+    server = start_server(live_env, free_port(), live_dir / "server-b.log")
     yield server
     server.stop()
 

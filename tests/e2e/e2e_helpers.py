@@ -56,7 +56,7 @@ def flask_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
 
 @dataclass
 class Server:
-    """One gunicorn process of the provider."""
+    """One ``flask serve`` process of the provider (Granian's main process and its workers)."""
 
     base: str
     proc: subprocess.Popen
@@ -72,12 +72,12 @@ class Server:
                 self.proc.wait(5)
 
 
-def start_gunicorn(env: dict[str, str], port: int, log: Path, workers: int = 1) -> Server:
+def start_server(env: dict[str, str], port: int, log: Path, workers: int = 1) -> Server:
+    """The provider as production runs it: ``flask --app wsgi serve`` (idp/serving.py)."""
     fh = log.open("ab")
-    proc = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                             "--graceful-timeout", "5", "--no-control-socket", "--access-logfile", "-", "wsgi:app"],
-                            cwd=ROOT, env=env,
-                            stdout=fh, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "wsgi", "serve", "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", str(workers)],
+                            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
     fh.close()
     server = Server(f"http://127.0.0.1:{port}", proc, log)
     try:

@@ -1,6 +1,6 @@
 """Interoperability with an OpenID Connect client library that is not Authlib: pyoidc (``oic``).
 
-The provider runs as a real gunicorn process on PostgreSQL + Redis; pyoidc does discovery,
+The provider runs as a real server process (`flask serve`) on PostgreSQL + Redis; pyoidc does discovery,
 the code flow with PKCE, the token request, ID-token verification against the JWKS, userinfo
 and refresh exactly as a third-party relying party would (issue 2 item 13).
 """

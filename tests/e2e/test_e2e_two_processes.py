@@ -1,4 +1,4 @@
-"""Two processes, one state (issue 2 item 14, R-N2): two gunicorn processes on two ports share one
+"""Two processes, one state (issue 2 item 14, R-N2): two server processes on two ports share one
 PostgreSQL database and one Redis. A person signs in on one, the code is redeemed on the other,
 and a logout on either ends the session on both."""
 

@@ -1,0 +1,384 @@
+"""How the provider is served: Granian reads whole requests, then the Flask app answers them (R-N3, R-N2).
+
+Sync WSGI workers (gunicorn's) read each request themselves, so a client that sends its headers or
+its body slowly holds a worker for as long as it likes: four such sockets stopped the service
+(issue 9 item 2). Here Granian (Rust, asynchronous) reads the request line and headers, within
+``request_header_timeout``; this module's ASGI adapter then awaits the whole body on the event loop,
+within ``request_body_timeout`` and up to ``max_request_body`` bytes, and only then calls the Flask
+app, inline, with a PEP 3333 environ whose ``wsgi.input`` is already in memory. A slow client costs
+a waiting coroutine, never a worker. The app is not run in a thread pool: the hop to a thread (or
+asgiref's ``WsgiToAsgi``) cost more than twice the CPU per request of calling it inline, and each
+worker answers one complete request at a time, as a sync worker does.
+
+Requests the adapter refuses before the app sees them (too large, too slow) get a short plain-text
+or JSON answer and the connection is closed; they never reach a traceback.
+
+``flask --app wsgi serve`` starts it (``make run``, the end-to-end tests, ``make bench`` and the
+production command line all use it); ``asgi_app`` is the target each Granian worker builds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# The answers the adapter gives on its own. OAuth clients read ``error_description`` (ASCII,
+# RFC 6749 §5.2); people read the plain text, in the service's default language, then English.
+REFUSALS: dict[int, tuple[str, Any]] = {
+    408: ("request body not received in time", _l("The request took too long to arrive. Please try again.")),
+    413: ("request body too large", _l("The upload is too large.")),
+    500: ("server error", _l("Something went wrong on our side. Please try again later.")),
+}
+
+# Granian's access log, in the app's log format (create_app's basicConfig): no query string, whose
+# tokens and codes must never reach a log (idp/logs.py).
+ACCESS_LOG_FORMAT = '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "_granian": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "granian.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+class Refused(Exception):
+    """The request is answered by the adapter itself with ``status``; the app never sees it."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was complete: nobody to answer."""
+
+
+class WholeRequests:
+    """ASGI application that hands only complete requests to a WSGI app (see the module docstring).
+
+    ``refusal_text`` maps a status to the plain-text body people get for it; ``on_shutdown`` runs
+    when the server stops the worker (ASGI lifespan), e.g. to close database connections.
+    """
+
+    def __init__(self, wsgi_app: WSGIApp, *, max_body: int, body_timeout: float,
+                 refusal_text: dict[int, str] | None = None, on_shutdown: Callable[[], None] | None = None,
+                 json_prefixes: tuple[str, ...] = ()) -> None:
+        self.wsgi_app = wsgi_app
+        self.max_body = max_body
+        self.body_timeout = body_timeout
+        self.refusal_text = refusal_text or {status: f"{english}\n" for status, (english, _) in REFUSALS.items()}
+        self.on_shutdown = on_shutdown
+        self.json_prefixes = json_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+        elif kind == "websocket":  # not offered: refuse the handshake (the server answers 403)
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.on_shutdown is not None:
+                    try:
+                        self.on_shutdown()
+                    except Exception:
+                        log.exception("shutdown hook failed")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self.read_body(scope, receive)
+        except ClientGone:
+            return
+        except Refused as refused:
+            await self.refuse(scope, send, refused.status)
+            return
+        status, headers, content = self.call_wsgi(build_environ(scope, body))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    async def read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body, or ``Refused(413)`` as soon as it is known to be too large (a declared
+        length is refused before a byte is read), or ``Refused(408)`` when it is late."""
+        declared = declared_length(scope)
+        if declared is not None and declared > self.max_body:
+            raise Refused(413)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientGone
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        size += len(chunk)
+                        if size > self.max_body:
+                            raise Refused(413)
+                        chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise Refused(408) from None
+        if len(chunks) == 1:
+            return chunks[0]
+        return b"".join(chunks)
+
+    async def refuse(self, scope: Scope, send: Send, status: int) -> None:
+        """A short answer, then the connection closes: the rest of the body is never read."""
+        if scope.get("path", "").startswith(self.json_prefixes) or _accepts_json(scope):
+            english = REFUSALS[status][0]
+            body = b'{"error":"invalid_request","error_description":"' + english.encode() + b'"}'
+            content_type = b"application/json"
+        else:
+            body = self.refusal_text[status].encode("utf-8")
+            content_type = b"text/plain; charset=utf-8"
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+                                (b"cache-control", b"no-store"), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    def call_wsgi(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Run the WSGI app to the end (its ``close()`` included) and return status, headers, body."""
+        response: list[Any] = []
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            # Nothing has been sent yet (the body is buffered), so a later call may replace an earlier.
+            response[:] = [status, headers]
+            return chunks.append  # PEP 3333's write()
+
+        try:
+            result = self.wsgi_app(environ, start_response)
+            try:
+                for chunk in result:
+                    if chunk:
+                        chunks.append(chunk)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            if not response:
+                raise RuntimeError("the WSGI app returned without calling start_response")
+        except Exception:
+            log.exception("unhandled error serving %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            body = self.refusal_text[500].encode("utf-8")
+            return 500, [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")], body
+        status, headers = response
+        return (int(status[:3]), [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+                chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, if it sent one the server accepted."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _accepts_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return b"application/json" in value and b"text/html" not in value
+    return False
+
+
+def build_environ(scope: Scope, body: bytes) -> dict[str, Any]:
+    """The PEP 3333 environ of a complete ASGI HTTP request.
+
+    Paths are the exact bytes the client sent, percent-decoded, as latin-1 strings (what a WSGI
+    server gives; the ASGI ``path`` has already been decoded as UTF-8, lossily). Repeated headers
+    are joined with ", " (cookies with "; "). Header names with an underscore are dropped, as
+    gunicorn and Werkzeug do: ``X_Forwarded_For`` would otherwise become ``HTTP_X_FORWARDED_FOR`` and
+    pass for the load balancer's header.
+    """
+    raw = scope.get("raw_path")
+    if raw:
+        raw = raw.split(b"?", 1)[0]
+        path = (unquote_to_bytes(raw) if b"%" in raw else raw).decode("latin-1")
+    else:
+        path = scope["path"].encode("utf-8").decode("latin-1")
+    script_name = scope.get("root_path", "").encode("utf-8").decode("latin-1")
+    if script_name and path.startswith(script_name):
+        path = path[len(script_name):]
+    scheme = scope.get("scheme", "http")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path,
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    server = scope.get("server")
+    if server:
+        environ["SERVER_NAME"] = str(server[0])
+        environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else ("443" if scheme == "https" else "80")
+    else:  # a Unix socket
+        environ["SERVER_NAME"] = "localhost"
+        environ["SERVER_PORT"] = "443" if scheme == "https" else "80"
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = str(client[0])
+        environ["REMOTE_PORT"] = str(client[1])
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if "_" in key:
+            continue
+        key = key.upper().replace("-", "_")
+        text = value.decode("latin-1")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        if key in environ:
+            environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
+        else:
+            environ[key] = text
+    if body and "CONTENT_LENGTH" not in environ:  # a chunked body, now complete
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return environ
+
+
+def adapter_for(app: Flask) -> WholeRequests:
+    """The ASGI adapter around ``app`` with the app's limits, messages and shutdown."""
+    from idp.errors import API_PREFIXES
+    from idp.extensions import db
+
+    settings = app.extensions["idp.settings"]
+    texts = {}
+    with app.app_context():
+        for status, (_, message) in REFUSALS.items():
+            with force_locale(settings.default_locale):
+                local = str(message)
+            with force_locale("en"):
+                english = str(message)
+            texts[status] = f"{local}\n" if local == english else f"{local}\n{english}\n"
+
+    def dispose() -> None:
+        with app.app_context():
+            db.engine.dispose()
+
+    return WholeRequests(app, max_body=settings.max_request_body, body_timeout=settings.request_body_timeout,
+                         refusal_text=texts, on_shutdown=dispose, json_prefixes=API_PREFIXES)
+
+
+def asgi_app() -> WholeRequests:
+    """Granian's target, called once in each worker process: a fresh app behind the adapter."""
+    from idp import create_app
+
+    return adapter_for(create_app())
+
+
+# Connections one worker holds at once. Granian's "backpressure" counts connections, idle and
+# half-sent ones included, and its default (1024 / workers) let ~1,000 slow sockets stall the
+# service until the header time-out. A waiting connection costs about 19 KB in the worker, so
+# 8192 per worker is ~150 MB at most; beyond that, the load balancer's per-client connection
+# limit is the defence.
+CONNECTIONS_PER_WORKER = 8192
+
+
+def granian_server(target: str, *, host: str, port: int, workers: int, header_timeout: float,
+                   access_log: bool, factory: bool = True) -> Any:
+    """A Granian server configured as the provider is served (also used for the bench's floor app).
+
+    HTTP/1.1 only (a TLS-terminating load balancer speaks it to the backends), no WebSockets, the
+    header time-out in milliseconds, room for many slow connections, failed workers respawned.
+    """
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+
+    _raise_open_files_limit(workers * CONNECTIONS_PER_WORKER + 1024)
+    return Granian(target, address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=factory,
+                   http=HTTPModes.http1, websockets=False, backlog=2048, backpressure=CONNECTIONS_PER_WORKER,
+                   http1_settings=HTTP1Settings(header_read_timeout=max(1, int(header_timeout * 1000))),
+                   log_access=access_log, log_access_format=ACCESS_LOG_FORMAT, log_dictconfig=LOG_CONFIG,
+                   respawn_failed_workers=True)
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit (often 1024) towards the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            log.warning("could not raise the open-files limit from %d to %d", soft, target)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("open-files limit %d is below the %d connections the workers may hold: raise it "
+                    "(systemd: LimitNOFILE=%d)", soft, wanted, wanted)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes. Default: one per core, or one on the in-process store.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log one line per request (path without its query string).")
+@with_appcontext
+def serve(host: str, port: int, workers: int | None, access_log: bool) -> None:
+    """Serve the provider with Granian: whole requests only, time-outs and a body limit from the settings."""
+    settings = current_app.extensions["idp.settings"]
+    if workers is None:
+        workers = (os.cpu_count() or 1) if settings.redis_url else 1
+    elif workers > 1 and not settings.redis_url:
+        raise click.UsageError(
+            "the in-process store (redis_url empty) lives in one process: serve it with --workers 1, "
+            "or set IDP_REDIS_URL")
+    granian_server("idp.serving:asgi_app", host=host, port=port, workers=workers,
+                   header_timeout=settings.request_header_timeout, access_log=access_log).serve()
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(serve)
