@@ -49,9 +49,13 @@ class Settings:
     argon2_parallelism: int
     default_locale: str
     locales: list[str]
+    login_free_failures: int
     login_failures_per_account: int
     login_failures_per_ip: int
     login_failure_window: int
+    login_max_delay: int
+    device_cookie_lifetime: int
+    client_auth_failures_per_address: int
     nationalid_lookups_per_operator: int
     rate_limit_when_store_down: str
     backchannel_logout_timeout: float
@@ -81,6 +85,16 @@ class Settings:
     def secure_cookies(self) -> bool:
         """Cookies are Secure everywhere except a plain-http loopback issuer (a developer's machine)."""
         return not (self.issuer_is_loopback and self.issuer.startswith("http://"))
+
+    def cookie_name(self, name: str) -> str:
+        """A cookie's name as sent: with the ``__Host-`` prefix whenever cookies are Secure, so that
+        browsers refuse the same cookie set by a sibling site (``evil.edu.tw`` planting one for
+        ``sso.edu.tw``): host-only, ``Path=/``, https only."""
+        return f"__Host-{name}" if self.secure_cookies else name
+
+    @property
+    def sso_cookie(self) -> str:
+        return self.cookie_name(self.sso_cookie_name)
 
     def public(self) -> dict[str, Any]:
         """The settings with secrets masked, for ``flask config show`` and diagnostics."""
@@ -208,13 +222,18 @@ def validate(s: Settings) -> None:
         "code_lifetime",
         "id_token_lifetime",
         "sso_session_lifetime",
+        "login_failure_window",
+        "login_max_delay",
+        "device_cookie_lifetime",
         "request_header_timeout",
         "request_body_timeout",
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"setting {name!r} must be a positive number of seconds")
-    if s.max_request_body <= 0:
-        raise ConfigError("setting 'max_request_body' must be a positive number")
+    for name in ("login_free_failures", "login_failures_per_account", "login_failures_per_ip",
+                 "client_auth_failures_per_address", "max_request_body"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"setting {name!r} must be a positive number")
     if s.rate_limit_when_store_down not in {"open", "closed"}:
         raise ConfigError("setting 'rate_limit_when_store_down' must be 'open' or 'closed'")
     if s.default_locale not in s.locales:

@@ -29,7 +29,7 @@ class Store(Protocol):
     def add(self, key: str, value: bytes | str, ttl: int) -> bool: ...
     def getdel(self, key: str) -> bytes | None: ...
     def delete(self, *keys: str) -> int: ...
-    def incr(self, key: str, ttl: int) -> int: ...
+    def incr(self, key: str, ttl: int, amount: int = 1, *, refresh: bool = False) -> int: ...
     def ttl(self, key: str) -> int | None: ...
     def sadd(self, key: str, member: str, ttl: int) -> None: ...
     def smembers(self, key: str) -> set[str]: ...
@@ -101,15 +101,13 @@ class MemoryStore(_JsonMixin):
         with self._lock:
             return sum(1 for k in keys if self._data.pop(self.prefix + k, None) is not None)
 
-    def incr(self, key: str, ttl: int) -> int:
+    def incr(self, key: str, ttl: int, amount: int = 1, *, refresh: bool = False) -> int:
         with self._lock:
             full = self.prefix + key
             current = self._live(full)
-            if current is None:
-                self._data[full] = (b"1", time.monotonic() + ttl)
-                return 1
-            count = int(current) + 1
-            self._data[full] = (str(count).encode(), self._data[full][1])
+            count = (int(current) if current is not None else 0) + amount
+            expires = time.monotonic() + ttl if current is None or refresh else self._data[full][1]
+            self._data[full] = (str(count).encode(), expires)
             return count
 
     def ttl(self, key: str) -> int | None:
@@ -180,11 +178,13 @@ class RedisStore(_JsonMixin):
             return 0
         return int(self._call(self.client.delete, *[self.prefix + k for k in keys]))
 
-    def incr(self, key: str, ttl: int) -> int:
+    def incr(self, key: str, ttl: int, amount: int = 1, *, refresh: bool = False) -> int:
+        """Add ``amount`` atomically; the key expires ``ttl`` seconds after it was created, or
+        after this call with ``refresh`` (a count that lives as long as it keeps moving)."""
         def run() -> int:
             pipe = self.client.pipeline()
-            pipe.incr(self.prefix + key)
-            pipe.expire(self.prefix + key, ttl, nx=True)
+            pipe.incrby(self.prefix + key, amount)
+            pipe.expire(self.prefix + key, ttl, nx=not refresh)
             return int(pipe.execute()[0])
 
         return self._call(run)

@@ -9,6 +9,7 @@ spends the same time on both, so the login form cannot be used to discover who h
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from typing import Any
 
@@ -20,7 +21,9 @@ from flask_babel import lazy_gettext as _l
 from idp.accounts.models import Account
 from idp.errors import IdpError, RateLimited
 from idp.extensions import db, settings
-from idp.security import audit, ratelimit
+from idp.security import audit, devices, ratelimit
+
+log = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{3,63}$")
 MIN_PASSWORD = 8
@@ -124,25 +127,32 @@ def set_password(account: Account, password: str) -> None:
     db.session.commit()
 
 
-def authenticate(username: str, password: str, ip: str | None) -> Account:
-    """The account for these credentials, or a domain error; rate-limited per account and per IP.
+def authenticate(username: str, password: str, ip: str | None, device_cookie: str | None = None) -> Account:
+    """The account for these credentials, or a domain error; guessing is slowed, never locked.
 
-    Limits are checked before the (deliberately slow) hash and counted only on failure, so a
-    person who types correctly is never slowed by others' failures on their IP beyond the limit.
-    Counters are keyed on the normalised name (``Student1`` and ``student1`` share one), while
-    audit rows keep the name as typed (never the password), which is what an investigator needs.
+    Throttles are reserved before the (deliberately slow) hash and given back on success
+    (``ratelimit.attempt``): failures of this account from this address, and from all addresses,
+    each allow a few free tries and then a doubling wait up to ``login_max_delay``; a browser
+    holding this account's device cookie is judged by its own failures instead, so nobody can
+    lock the owner out of their own browser. An address that fails across very many accounts meets
+    a hard ceiling (``login.ip``), again except for such browsers. Counters are keyed on the
+    normalised name (``Student1`` and ``student1`` share one), while audit rows keep the name as
+    typed (never the password), which is what an investigator needs.
     """
     name = normalise_username(username)
     typed = (username or "").strip()[:64]
     ip = ip or "unknown"
+    nonce = devices.trusted_nonce(device_cookie, name) if name else None
+    throttles = ([(ratelimit.login_device(), nonce)] if nonce else
+                 [(ratelimit.login_pair(), f"{name}|{ip}"), (ratelimit.login_account(), name)])
     try:
-        ratelimit.check(ratelimit.login_ip(), ip)
-        ratelimit.check(ratelimit.login_account(), name)
+        if nonce is None:
+            ratelimit.check(ratelimit.login_ip(), ip)
+        gated = ratelimit.attempt(throttles)
     except RateLimited as exc:
-        audit.record(audit.LOGIN_LOCKED, actor=typed, reason="rate_limited")
-        minutes = max(1, -(-exc.retry_after // 60))
-        raise RateLimited(exc.retry_after, _l("Too many failed sign-in attempts. Please try again in "
-                                              "%(minutes)d minutes.", minutes=minutes)) from None
+        log.info("sign-in attempt refused: %s waits %d s", "device" if nonce else "account", exc.retry_after)
+        raise RateLimited(exc.retry_after, _l("Too many failed sign-in attempts. Please wait %(seconds)d seconds "
+                                              "and try again.", seconds=exc.retry_after)) from None
     account = get_account_by_username(name) if name else None
     ok = False
     hasher = _hasher()
@@ -154,16 +164,16 @@ def authenticate(username: str, password: str, ip: str | None) -> Account:
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or account is None:
-        locked = ratelimit.count_failure(ratelimit.login_account(), name)
-        ratelimit.count_failure(ratelimit.login_ip(), ip)
+        if nonce is None:
+            ratelimit.count_failure(ratelimit.login_ip(), ip)
         audit.record(audit.LOGIN_FAILURE, actor=typed, reason="bad_credentials")
-        if locked:
-            audit.record(audit.LOGIN_LOCKED, actor=typed, reason="too_many_failures")
+        if gated:
+            audit.record(audit.LOGIN_LOCKED, actor=typed, reason="throttled", device=bool(nonce))
         raise InvalidCredentials()
+    ratelimit.succeeded(throttles)
     if not account.is_active:
         audit.record(audit.LOGIN_FAILURE, actor=typed, reason="disabled", account_id=account.id)
         raise AccountDisabled()
-    ratelimit.clear(ratelimit.login_account(), name)
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
         audit.record(audit.PASSWORD_REHASHED, actor=typed, account_id=account.id, commit=False)

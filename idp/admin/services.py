@@ -142,6 +142,27 @@ def check_uri(field: str, uri: str) -> str:
     return uri
 
 
+def _server_to_server_uri(field: str, uri: str) -> str:
+    """An address THIS server will call (back-channel logout): in production never one on loopback
+    or a private network, or registering an app would be a way to make the provider call into its
+    own network (the delivery checks the resolved address again)."""
+    uri = check_uri(field, uri)
+    from idp.extensions import settings
+
+    if settings().is_production:
+        host = urlsplit(uri).hostname or ""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            internal = _is_loopback(host) or host.endswith((".local", ".internal", ".localhost"))
+        else:
+            internal = not ip.is_global
+        if internal:
+            raise InvalidRegistration(field, _l("%(uri)s points at a loopback or private address: the service "
+                                                "calls this address itself, so it must be public.", uri=uri))
+    return uri
+
+
 def _uri_list(field: str, value: Any) -> list[str]:
     if isinstance(value, str):
         value = value.split()
@@ -205,7 +226,7 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
                                                       "redirect URI."))
     out["post_logout_redirect_uris"] = _uri_list("post_logout_redirect_uris", out["post_logout_redirect_uris"])
     bc = (out["backchannel_logout_uri"] or "").strip()
-    out["backchannel_logout_uri"] = check_uri("backchannel_logout_uri", bc) if bc else None
+    out["backchannel_logout_uri"] = _server_to_server_uri("backchannel_logout_uri", bc) if bc else None
     jwks_uri = (out["jwks_uri"] or "").strip()
     out["jwks_uri"] = check_uri("jwks_uri", jwks_uri) if jwks_uri else None
     out["jwks"] = _jwks(out["jwks"])
@@ -367,10 +388,20 @@ def lookup_person(raw_id: str, actor: str) -> Any | None:
     return person
 
 
-def person_view(person_id: int, actor: str) -> PersonView:
-    """One person's affiliations (current and past), what each source said, and open conflicts."""
+def person_view(person_id: int, actor: str, *, counted: bool = False) -> PersonView:
+    """One person's affiliations (current and past), what each source said, and open conflicts.
+
+    Opening a person page uses the operator's look-up allowance like a look-up by ID does (walking
+    ``/admin/people/<id>`` must not be a way around it), unless it is the page a look-up just led
+    to (``counted``: that look-up was counted already)."""
     from idp.accounts.services import get_account
     from idp.identity.models import Affiliation, IdentityConflict, Person, SourceRecord
+    from idp.security import ratelimit
+
+    if not counted:
+        limit = ratelimit.nationalid_lookup()
+        ratelimit.check(limit, actor)
+        ratelimit.count_failure(limit, actor)
 
     person = db.session.get(Person, person_id)
     if person is None:

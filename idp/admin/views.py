@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
@@ -27,6 +27,8 @@ from idp.errors import Forbidden, IdpError
 from idp.oidc import services as oidc_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+LOOKED_UP = "admin_looked_up"
 
 
 def _operator() -> Any:
@@ -205,6 +207,7 @@ def people() -> Any:
             status = 400
         else:
             if person is not None:
+                session[LOOKED_UP] = person.id  # the page it leads to is this look-up, not another
                 return redirect(url_for("admin.person", person_id=person.id))
             flash(_l("No person with this number is known from any source."), "info")
             status = 404
@@ -215,7 +218,7 @@ def people() -> Any:
 
 @bp.get("/people/<int(max=2147483647):person_id>")
 def person(person_id: int) -> Any:
-    view = services.person_view(person_id, _actor())
+    view = services.person_view(person_id, _actor(), counted=session.pop(LOOKED_UP, None) == person_id)
     return render_template("admin/person.html", view=view)
 
 

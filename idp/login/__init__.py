@@ -10,9 +10,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from idp.login.sessions import current_account
+    from idp.login.sessions import bind_form_session, current_account, mark_form_session
     from idp.login.views import bp
 
     app.register_blueprint(bp)
+    # The form session must be bound to the SSO session BEFORE Flask-WTF checks a token, and
+    # CSRFProtect registered its check when the extensions were bound: go first.
+    app.before_request_funcs.setdefault(None, []).insert(0, bind_form_session)
+    app.after_request(mark_form_session)
     # The locale selector and templates ask for the signed-in account lazily, through this.
     app.extensions["idp.current_account"] = current_account

@@ -3,12 +3,24 @@
 The cookie holds only a random session id; the session itself (who, when, how) lives in the
 store under ``sso:<sid>``, so any app process behind the load balancer can read it and a
 logout on one process ends it for all. The id changes at every sign-in (no session fixation).
-Ending a session announces it with the ``session_ended`` signal, which the OIDC package uses
-for back-channel logout to the relying parties that took part.
+
+The session id is a bearer credential: whoever holds it IS that person here. It therefore never
+leaves the cookie and the store. Relying parties, ID tokens, logout tokens, the token table and
+logs see only ``public_sid``, a keyed hash of it that cannot be turned back into the cookie.
+Ending a session announces it (by its ``public_sid``) with the ``session_ended`` signal, which
+the OIDC package uses for back-channel logout and to revoke the session's tokens.
+
+The form session (``idp_session``, which holds the CSRF secret) is bound to the SSO session: it
+is emptied at every sign-in and sign-out, and a form secret minted under another SSO session
+(or none) is dropped before CSRF is checked, so a cookie planted by a sibling ``*.edu.tw`` site
+cannot carry a token an attacker knows into a signed-in operator's browser.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -17,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from blinker import Namespace
-from flask import Response, after_this_request, has_request_context, request, url_for
+from flask import Response, after_this_request, has_request_context, request, session, url_for
 
 from idp.extensions import settings, store
 
@@ -45,6 +57,18 @@ class SsoSession:
     amr: list[str] = field(default_factory=lambda: ["pwd"])
     acr: str = ""
 
+    @property
+    def public_sid(self) -> str:
+        """The ``sid`` relying parties see (OIDC Front/Back-Channel Logout): stable for this
+        session, useless as a cookie."""
+        return public_sid(self.sid)
+
+
+def public_sid(sid: str) -> str:
+    """HMAC of the session id under the service's secret key, in its own domain."""
+    digest = hmac.new(settings().secret_key.encode(), b"sso-public-sid|" + sid.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
 
 _SID_RE = re.compile(r"[A-Za-z0-9_-]{20,100}")
 
@@ -71,7 +95,7 @@ def current_session() -> SsoSession | None:
     cache = _cache()
     if "sso" in cache:
         return cache["sso"]
-    sid = request.cookies.get(settings().sso_cookie_name)
+    sid = request.cookies.get(settings().sso_cookie)
     # Only ids we could have issued are looked up: a forged cookie such as ``<sid>:clients``
     # must not reach another key of the store.
     data = store().get_json(_key(sid)) if sid and _SID_RE.fullmatch(sid) else None
@@ -113,10 +137,10 @@ def _set_cookie(value: str | None) -> None:
     def _cookie(resp: Response) -> Response:
         final = cache["cookie"]
         if final is None:
-            resp.delete_cookie(s.sso_cookie_name, path="/", secure=s.secure_cookies, httponly=True,
+            resp.delete_cookie(s.sso_cookie, path="/", secure=s.secure_cookies, httponly=True,
                                samesite="Lax")
         else:
-            resp.set_cookie(s.sso_cookie_name, final, path="/", secure=s.secure_cookies, httponly=True,
+            resp.set_cookie(s.sso_cookie, final, path="/", secure=s.secure_cookies, httponly=True,
                             samesite="Lax")
         return resp
 
@@ -145,6 +169,7 @@ def start_session(account: Any, amr: list[str] | None = None, acr: str | None = 
     _cache()["sso"] = sso
     _cache()["account"] = account if account.is_active else None
     _set_cookie(sso.sid)
+    _renew_form_session(sso)
     return sso
 
 
@@ -154,7 +179,8 @@ def add_client(sid: str, client_id: str) -> None:
 
 
 def end_session(sid: str) -> set[str]:
-    """End the session everywhere; returns the clients that took part and announces it."""
+    """End the session everywhere; returns the clients that took part and announces it (by its
+    public sid)."""
     data = store().get_json(_key(sid))
     clients = store().smembers(_clients_key(sid))
     store().delete(_key(sid), _clients_key(sid))
@@ -164,8 +190,47 @@ def end_session(sid: str) -> set[str]:
             _cache()["sso"] = None
             _cache()["account"] = None
             _set_cookie(None)
-    session_ended.send(sid, client_ids=clients, account_id=data["account_id"] if data else None)
+            _renew_form_session(None)
+    session_ended.send(public_sid(sid), client_ids=clients, account_id=data["account_id"] if data else None)
     return clients
+
+
+# -- the form session, bound to the SSO session ----------------------------------------------
+_BINDING_KEY = "sso_binding"
+# What survives a sign-in: the language, and the OIDC package's note that an authorization request
+# asked for this very sign-in (prompt=login, max_age), without which it would ask again.
+_KEPT_ACROSS_SIGN_IN = ("locale", "oidc_reauth")
+
+
+def _binding(sso: SsoSession | None) -> str:
+    return sso.public_sid[:22] if sso is not None else "-"
+
+
+def _renew_form_session(sso: SsoSession | None) -> None:
+    """A fresh form session for a new (or no) SSO session: nothing planted before survives."""
+    kept = {k: session[k] for k in _KEPT_ACROSS_SIGN_IN if k in session}
+    session.clear()
+    session.update(kept)
+    session[_BINDING_KEY] = _binding(sso)
+
+
+def bind_form_session() -> None:
+    """Before CSRF is checked: drop a form secret minted under another SSO session than this
+    request's. Only when the form session holds one, so pages without forms (and the JSON APIs)
+    never pay for the store read."""
+    if "csrf_token" not in session:
+        return
+    binding = _binding(current_session())
+    if session.get(_BINDING_KEY) != binding:
+        session.pop("csrf_token")
+        session[_BINDING_KEY] = binding
+
+
+def mark_form_session(resp: Response) -> Response:
+    """After a page minted a form secret: record which SSO session it belongs to."""
+    if "csrf_token" in session and _BINDING_KEY not in session:
+        session[_BINDING_KEY] = _binding(current_session())
+    return resp
 
 
 def safe_next(next_url: str | None, default: str = "/") -> str:
@@ -179,13 +244,17 @@ def safe_next(next_url: str | None, default: str = "/") -> str:
     return next_url
 
 
-def login_url(next_url: str, *, force: bool = False, login_hint: str | None = None) -> str:
-    """Where to send a person to sign in; afterwards the browser returns to ``next_url``."""
+def login_url(next_url: str, *, force: bool = False, switch: bool = False, login_hint: str | None = None) -> str:
+    """Where to send a person to sign in; afterwards the browser returns to ``next_url``.
+    ``force`` asks for the password even with a live session; ``switch`` (``prompt=select_account``)
+    also leaves the account field empty, for signing in as someone else."""
     parts = urlsplit(next_url)
     relative = parts.path + (f"?{parts.query}" if parts.query else "")
     params: dict[str, str] = {"next": relative}
     if force:
         params["force"] = "1"
+    if switch:
+        params["switch"] = "1"
     if login_hint:
         params["login_hint"] = login_hint[:64]
     return url_for("login.login") + "?" + urlencode(params)

@@ -33,6 +33,9 @@ def init_app(app: Flask) -> None:
     keys.ensure()
     app.extensions["idp.keys"] = keys
     server.build(app)
+    from idp.oidc.services import redirect_target_of
+
+    app.extensions["idp.redirect_target_of"] = redirect_target_of  # read by the login page's CSP
     logout.init_app(app)
     app.register_blueprint(bp)
     app.cli.add_command(keys_cli)

@@ -97,6 +97,9 @@ SCOPES: dict[str, Scope] = {
               lambda account, client: eduinfo(account)),
         Scope("guid", _l("An identifier that lets this app find its existing records about you"), ("guid",),
               _guid),
+        # OIDC Core §11: a refresh token that outlives the sign-in; signing out ends every other token.
+        Scope("offline_access", _l("Keep access when you sign out, until you withdraw it on your account page"),
+              (), lambda account, client: {}),
     )
 }
 

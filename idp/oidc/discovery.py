@@ -18,6 +18,9 @@ from flask import current_app
 from idp.extensions import settings
 from idp.oidc import claims, grants, subjects
 
+# OIDC Core §3.1.2.1 prompt values honoured; any other is answered with an error, never ignored.
+PROMPTS_SUPPORTED = ("none", "login", "consent", "select_account")
+
 
 def document() -> OpenIDProviderMetadata:
     issuer = settings().issuer
@@ -44,7 +47,7 @@ def document() -> OpenIDProviderMetadata:
         "claims_supported": claims.claims_supported(),
         "claim_types_supported": ["normal"],
         "acr_values_supported": list(claims.ACR_VALUES_SUPPORTED),
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": list(PROMPTS_SUPPORTED),
         "ui_locales_supported": ["zh-TW", "en"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -89,18 +89,27 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "code_challenge_method": payload.get("code_challenge_method") or None,
             "acr": request.acr,
             "amr": list(sso.amr or []),
-            "sid": sso.sid,
+            "sid": sso.public_sid,  # never the cookie's session id: relying parties see this one
         }
         services.save_code(code, data)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
-        data = services.redeem_code(code)
+        """Read, not take: a code presented by another client, or with a wrong redirect URI or
+        PKCE verifier, stays valid for its owner (it is taken in ``validate_token_request`` only
+        once every check passed)."""
+        data = services.peek_code(code)
         if data is None or data["client_id"] != client.client_id:
             return None
         return AuthorizationCode(**data)
 
+    def validate_token_request(self) -> None:
+        super().validate_token_request()  # client, code, redirect URI, then PKCE (a hook of the base)
+        if not services.claim_code(self.request.form["code"]):
+            # Another request redeemed it between our read and now: a replay, handled like one.
+            raise InvalidGrantError("Invalid 'code' in request.")
+
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        """Nothing to do: ``redeem_code`` already took the code out of the store."""
+        """Nothing to do: ``validate_token_request`` already took the code out of the store."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Any:
         account = services.get_account(authorization_code.account_id)

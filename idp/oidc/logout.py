@@ -2,20 +2,31 @@
 
 The end-session endpoint is Authlib's: it validates ``id_token_hint`` against our keys (an
 expired hint is accepted, §2) and only redirects to a ``post_logout_redirect_uri`` that is
-registered for that client (§3). Ending the SSO session is the login package's job
-(``sessions.end_session``); it announces every ended session with the ``session_ended``
-signal, and here each relying party of that session that registered a
-``backchannel_logout_uri`` receives a signed logout token. Deliveries run in parallel and are
-bounded by ``backchannel_logout_timeout``; a failure is logged and never blocks the logout.
+registered for that client (§3). A hint only spares the person the confirmation when it was
+issued in the browser's current session (its ``sid``, or failing that its ``sub``): any token
+someone else obtained must not sign a person out unasked (§6).
+
+Ending the SSO session is the login package's job (``sessions.end_session``); it announces
+every ended session with the ``session_ended`` signal. Here that revokes the session's tokens
+(refresh tokens granted for ``offline_access`` excepted) and each relying party of that session
+that registered a ``backchannel_logout_uri`` receives a signed logout token. Deliveries run on a
+small per-app thread pool, off the request: a slow or dead relying party never delays a logout,
+each call is bounded by ``backchannel_logout_timeout``, and in production an endpoint that
+resolves to a loopback or private address is not called (the provider must not be a way into
+its own network).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import secrets
-import threading
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
@@ -45,12 +56,25 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return self.server.query_client(aud) if isinstance(aud, str) else None
 
     def end_session(self, end_session_request: Any) -> None:
+        """End this browser's session, and only that: a hint never names another session to end."""
         from idp.login import sessions
 
         current = sessions.current_session()
-        sid = current.sid if current else (end_session_request.id_token_claims or {}).get("sid")
-        if sid:
-            sessions.end_session(sid)
+        if current is not None:
+            sessions.end_session(current.sid)
+
+
+def hint_is_for(sso: Any, end_session_request: Any) -> bool:
+    """Was the ``id_token_hint`` issued in this SSO session (same ``sid``; a hint without one:
+    same ``sub`` for its client)? Only then may the session end without asking."""
+    claims = end_session_request.id_token_claims
+    if not claims or sso is None:
+        return False
+    if claims.get("sid"):
+        return hmac.compare_digest(str(claims["sid"]), sso.public_sid)
+    client = end_session_request.client
+    account = services.get_account(sso.account_id)
+    return client is not None and account is not None and claims.get("sub") == subjects.subject_for(client, account)
 
 
 def make_logout_token(client: Any, account: Any, sid: str) -> str:
@@ -72,7 +96,25 @@ def make_logout_token(client: Any, account: Any, sid: str) -> str:
     return jwt.encode(header, claims, key.key, algorithms=[key.alg])
 
 
-def _deliver(client_id: str, uri: str, token: str, timeout: float) -> None:
+def _private_address(host: str) -> bool:
+    """Does ``host`` resolve to an address the provider must not call from production?"""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # unresolvable: the request itself fails and is logged
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
+                or ip.is_unspecified:
+            return True
+    return False
+
+
+def _deliver(client_id: str, uri: str, token: str, timeout: float, production: bool) -> None:
+    if production and _private_address(urlsplit(uri).hostname or ""):
+        log.warning("back-channel logout to client %s not sent: its endpoint resolves to a private address",
+                    client_id)
+        return
     try:
         resp = requests.post(uri, data={"logout_token": token}, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
@@ -82,37 +124,39 @@ def _deliver(client_id: str, uri: str, token: str, timeout: float) -> None:
         log.warning("back-channel logout to client %s answered HTTP %s", client_id, resp.status_code)
 
 
-def send_backchannel_logout(sid: str, account_id: int | None, client_ids: Any) -> int:
-    """Notify every client of the session that registered a back-channel URI; return how many."""
+def send_backchannel_logout(public_sid: str, account_id: int | None, client_ids: Any) -> int:
+    """Queue a logout token for every client of the session that registered a back-channel URI;
+    return how many. The tokens are signed here (keys are per app); the calls happen later."""
     account = services.get_account(account_id) if account_id is not None else None
-    deliveries = []
+    s = settings()
+    pool: ThreadPoolExecutor = current_app.extensions["idp.backchannel_pool"]
+    queued = 0
     for client_id in sorted(set(client_ids or ())):
         client = services.get_client(client_id)
         if client is None or not client.backchannel_logout_uri:
             continue
-        deliveries.append((client_id, client.backchannel_logout_uri, make_logout_token(client, account, sid)))
-    timeout = settings().backchannel_logout_timeout
-    threads = [threading.Thread(target=_deliver, args=(*d, timeout), daemon=True) for d in deliveries]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + timeout + 0.5
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    return len(deliveries)
+        token = make_logout_token(client, account, public_sid)
+        pool.submit(_deliver, client_id, client.backchannel_logout_uri, token, s.backchannel_logout_timeout,
+                    s.is_production)
+        queued += 1
+    return queued
 
 
 def _on_session_ended(sender: Any, **kwargs: Any) -> None:
+    public_sid = str(sender)
     try:
-        send_backchannel_logout(str(sender), kwargs.get("account_id"), kwargs.get("client_ids"))
+        services.revoke_session_tokens(public_sid)
+    except Exception:  # the session is gone already; its tokens expire on their own
+        log.exception("revoking the tokens of an ended session failed")
+    try:
+        send_backchannel_logout(public_sid, kwargs.get("account_id"), kwargs.get("client_ids"))
     except Exception:  # a logout must never fail because a relying party could not be told
         log.exception("back-channel logout for a session failed")
 
 
 def init_app(app: Flask) -> None:
     """Subscribe to the login package's ``session_ended`` signal (any logout, any process path)."""
-    try:
-        from idp.login.sessions import session_ended
-    except ImportError:  # pragma: no cover - the login package is written in parallel
-        log.warning("idp.login.sessions.session_ended not available: no back-channel logout")
-        return
+    from idp.login.sessions import session_ended
+
+    app.extensions["idp.backchannel_pool"] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="backchannel")
     session_ended.connect(_on_session_ended, weak=False)

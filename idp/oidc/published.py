@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask
 
-from idp.security.headers import CSP
+from idp.security.headers import csp, static_headers
 
 _HEAD_AND_GET = ("GET", "HEAD")
 
@@ -34,6 +34,8 @@ class PublishedDocuments:
             "/oauth/jwks": (keys.jwks_json, 60),
             "/oidc/v1/jwksets": (keys.jwks_json, 60),  # the ministry's path (issue 2 item 7)
         }
+        self._fixed_headers = [("Content-Security-Policy", csp()),
+                               *static_headers(app.extensions["idp.settings"].issuer.startswith("https://"))]
         self._discovery_body: bytes | None = None
         self._etags: dict[bytes, str] = {}
 
@@ -66,10 +68,7 @@ class PublishedDocuments:
             ("Cache-Control", f"public, max-age={max_age}"),
             ("Access-Control-Allow-Origin", "*"),
             ("ETag", etag),
-            ("Content-Security-Policy", CSP.format(form_targets="https: http:")),
-            ("X-Content-Type-Options", "nosniff"),
-            ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "no-referrer"),
+            *self._fixed_headers,
         ]
         if etag in (environ.get("HTTP_IF_NONE_MATCH") or ""):
             start_response("304 Not Modified", headers)

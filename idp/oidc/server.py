@@ -9,11 +9,17 @@ userinfo, RFC 9207 ``iss`` in authorization responses.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 import secrets
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication as _ClientAuthentication
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
@@ -21,9 +27,13 @@ from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from flask import Flask, current_app, g
 
+from idp.errors import RateLimited
 from idp.extensions import settings
 from idp.oidc import claims, grants, services, subjects
 from idp.oidc.logout import EndSessionEndpoint
+from idp.security import audit, ratelimit
+
+log = logging.getLogger(__name__)
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -33,6 +43,84 @@ class AuthorizationServer(_AuthorizationServer):
         """Add ``iss`` to an authorization (error) redirect made outside ``create_authorization_response``."""
         IssuerParameter().add_issuer_parameter(self, response)
         return response
+
+
+class TooManyClientFailures(OAuth2Error):
+    """429 for an address that keeps failing one client's authentication."""
+
+    error = "invalid_client"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="Too many failed client authentications; try again later.")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+def _basic_client_id(request: Any) -> str | None:
+    """The client id of an ``Authorization: Basic`` header, or None without one. A header that is
+    not base64 of UTF-8 ``id:secret`` is a failed client authentication (401), not a crash."""
+    auth = request.headers.get("Authorization") or ""
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidClientError(status_code=401, description="The Authorization header cannot be read.") from None
+    client_id, sep, _secret = text.partition(":")
+    if not sep or not client_id:
+        raise InvalidClientError(status_code=401, description="The Authorization header cannot be read.")
+    return client_id
+
+
+class ClientAuthentication(_ClientAuthentication):
+    """Authlib's client authentication with two rules of ours around it:
+
+    - one method per request (RFC 6749 §2.3): HTTP Basic together with a secret or an assertion in
+      the body, or Basic for one client with ``client_id`` of another, is ``invalid_request``;
+    - failures are audited (for apps that exist) and limited per (client, address) (``client.auth``),
+      so a stolen client id cannot be ground against its secret from one place, while the app's own
+      server, elsewhere, keeps working.
+    """
+
+    def authenticate(self, request: Any, methods: list[str], endpoint: str) -> Any:
+        from urllib.parse import unquote
+
+        basic_id = _basic_client_id(request)
+        form = request.form
+        presented = [m for m, there in (("client_secret_basic", basic_id is not None),
+                                        ("client_secret_post", bool(form.get("client_secret"))),
+                                        ("private_key_jwt", bool(form.get("client_assertion")))) if there]
+        if len(presented) > 1:
+            raise InvalidRequestError("Use one client authentication method per request (RFC 6749 section 2.3).")
+        body_id = form.get("client_id")
+        if basic_id is not None and body_id and unquote(basic_id) != body_id:
+            raise InvalidRequestError("'client_id' does not match the client that authenticated.")
+        client_id = (unquote(basic_id) if basic_id is not None else body_id) or ""
+        key = f"{client_id[:64]}|{_remote_addr()}"
+        try:
+            ratelimit.check(ratelimit.client_auth(), key)
+        except RateLimited as exc:
+            raise TooManyClientFailures(exc.retry_after) from None
+        try:
+            return super().authenticate(request, methods, endpoint)
+        except InvalidClientError:
+            if client_id and services.get_client(client_id) is not None:
+                ratelimit.count_failure(ratelimit.client_auth(), key)
+                audit.record(audit.CLIENT_AUTH_FAILED, client_id=client_id, endpoint=endpoint,
+                             method=presented[0] if presented else "none")
+            else:
+                log.info("client authentication failed at %s for an unknown client", endpoint)
+            raise
+
+
+def _remote_addr() -> str:
+    from flask import request as flask_request
+
+    return flask_request.remote_addr or "unknown"
 
 
 class IssuerParameter(_IssuerParameter):
@@ -141,6 +229,7 @@ class UserInfoEndpoint(_UserInfoEndpoint):
 def build(app: Flask) -> AuthorizationServer:
     """Compose the server for one app and keep it (and the resource protector) in app.extensions."""
     server = AuthorizationServer(query_client=services.get_client, save_token=save_token)
+    server._client_auth = ClientAuthentication(services.get_client)  # Authlib's hook point for its registry
     server.init_app(app)
     server.register_token_generator("default", generate_bearer_token)
     server.scopes_supported = None  # unknown scopes are dropped per client, not refused

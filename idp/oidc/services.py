@@ -118,6 +118,23 @@ def clients_changed() -> None:
         request._idp_clients_version = None  # type: ignore[attr-defined]
 
 
+AUTHORIZE_PATHS = ("/oauth/authorize", "/oidc/v1/azp")
+
+
+def redirect_target_of(next_url: str) -> str | None:
+    """The registered redirect URI an authorization request (a login page's ``next``) will end
+    at, or None: what the login page's CSP lets its form lead to."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(next_url)
+    if parts.path not in AUTHORIZE_PATHS:
+        return None
+    args = parse_qs(parts.query)
+    client = get_client((args.get("client_id") or [None])[0])
+    uri = (args.get("redirect_uri") or [None])[0]
+    return uri if client is not None and uri and client.check_redirect_uri(uri) else None
+
+
 def hash_token(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -158,22 +175,36 @@ def save_code(code: str, data: dict[str, Any]) -> None:
     store().set_many(items)
 
 
-def redeem_code(code: str) -> dict[str, Any] | None:
-    """Take a code out of the store (exactly once across processes) or detect its replay.
+def peek_code(code: str) -> dict[str, Any] | None:
+    """A live code's data, left in the store; None if unknown or expired.
 
     Issuing a code also wrote a marker naming its token family; a code presented when it is
     no longer there (already redeemed) revokes every token of that family and gets nothing.
     """
     key = hash_token(code)
-    data = store().getdel_json(CODE_KEY + key)
+    data = store().get_json(CODE_KEY + key)
     if data is None:
-        family = store().get(CODE_FAMILY_KEY + key)
-        if family is not None and revoke_family(family.decode()):
-            audit.record(audit.CODE_REPLAYED, family_id=family.decode())
+        _replayed(key)
         return None
     if data.get("exp", 0) <= int(time.time()):
         return None
     return data
+
+
+def claim_code(code: str) -> bool:
+    """Take a code out of the store, exactly once across processes; False (and the family
+    revoked) when another request took it first."""
+    key = hash_token(code)
+    if store().getdel(CODE_KEY + key) is not None:
+        return True
+    _replayed(key)
+    return False
+
+
+def _replayed(key: str) -> None:
+    family = store().get(CODE_FAMILY_KEY + key)
+    if family is not None and revoke_family(family.decode()):
+        audit.record(audit.CODE_REPLAYED, family_id=family.decode())
 
 
 def _nonce_key(client_id: str, nonce: str) -> str:
@@ -246,6 +277,18 @@ def revoke_family(family_id: str) -> int:
     )
     db.session.commit()
     return result.rowcount
+
+
+def revoke_session_tokens(public_sid: str) -> int:
+    """A session's sign-out ends its tokens (OIDC Core §11): access tokens, and refresh tokens
+    unless they were granted for ``offline_access`` (those outlive the session on purpose)."""
+    session_tokens = Token.sid == public_sid
+    offline = Token.scope.contains("offline_access")
+    count = db.session.execute(update(Token).where(session_tokens, ~offline)
+                               .values(access_revoked=True, refresh_revoked=True)).rowcount
+    count += db.session.execute(update(Token).where(session_tokens, offline).values(access_revoked=True)).rowcount
+    db.session.commit()
+    return count
 
 
 def revoke_token(token: Token) -> None:

@@ -17,7 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, validate_csrf
@@ -27,7 +32,9 @@ from idp.errors import IdpError
 from idp.extensions import csrf
 from idp.oidc import claims, discovery, services, subjects
 from idp.oidc.forms import ConsentForm, LogoutForm, RevokeAppForm
+from idp.oidc.logout import hint_is_for
 from idp.oidc.server import oauth
+from idp.security.headers import allow_form_target
 
 bp = Blueprint("oidc", __name__)
 
@@ -94,12 +101,16 @@ def _reauthenticated(sso: Any) -> bool:
 
 
 def _needs_login(sso: Any, account: Any, prompts: set[str], max_age: int | None) -> bool:
+    """Show the login page? ``select_account`` asks too: the person may sign in as someone else.
+    ``max_age=0`` means "sign in now" (the same as ``prompt=login``), even within the second."""
     if sso is None or account is None:
         return True
     fresh = _reauthenticated(sso)
-    if "login" in prompts and not fresh:
+    if prompts & {"login", "select_account"} and not fresh:
         return True
-    return max_age is not None and int(time.time()) - int(sso.auth_time) > max_age and not fresh
+    if max_age is None or fresh:
+        return False
+    return max_age == 0 or int(time.time()) - int(sso.auth_time) > max_age
 
 
 def _wants_real_name(client: Any) -> bool:
@@ -129,6 +140,17 @@ def authorize() -> Any:
             _l("This app asked to return to an address it has not registered. "
                "Please tell the app's provider."), code="invalid_redirect_uri")
 
+    # Request objects (OIDC Core §6) are not supported: say so rather than ignore what they carry.
+    if "request" in request.args:
+        return _redirect_error(RequestNotSupportedError(redirect_uri=redirect_uri))
+    if "request_uri" in request.args:
+        return _redirect_error(RequestURINotSupportedError(redirect_uri=redirect_uri))
+    prompts = set(request.args.get("prompt", "").split())
+    if prompts - set(discovery.PROMPTS_SUPPORTED):
+        supported = " ".join(discovery.PROMPTS_SUPPORTED)
+        return _redirect_error(InvalidRequestError(f"Unsupported 'prompt' value; supported: {supported}.",
+                                                   redirect_uri=redirect_uri))
+
     sessions = _sessions()
     sso = sessions.current_session()
     account = services.get_account(sso.account_id) if sso else None
@@ -141,9 +163,10 @@ def authorize() -> Any:
             return _redirect_error(error)
         raise InvalidAuthorizationRequest(code=error.error) from error
 
-    prompts = set(request.args.get("prompt", "").split())
     try:
         max_age = int(request.args["max_age"]) if request.args.get("max_age") else None
+        if max_age is not None and max_age < 0:
+            raise ValueError
     except ValueError:
         return _redirect_error(InvalidRequestError("Invalid 'max_age'.", redirect_uri=grant.redirect_uri))
     if _needs_login(sso, account, prompts, max_age):
@@ -151,7 +174,8 @@ def authorize() -> Any:
             return _redirect_error(LoginRequiredError(redirect_uri=grant.redirect_uri))
         session[REAUTH_KEY] = {"k": _request_key(), "t": int(time.time())}
         next_url = url_for("oidc.authorize", **request.args.to_dict(flat=True))
-        return redirect(sessions.login_url(next_url, force=account is not None,
+        switching = "select_account" in prompts
+        return redirect(sessions.login_url(next_url, force=account is not None, switch=switching,
                                            login_hint=request.args.get("login_hint")))
 
     if _wants_real_name(client) and not _is_real_name(account):
@@ -164,6 +188,7 @@ def authorize() -> Any:
         if "none" in prompts:
             return _redirect_error(ConsentRequiredError(redirect_uri=grant.redirect_uri))
         if request.method != "POST" or not form.validate_on_submit():
+            allow_form_target(grant.redirect_uri)  # "allow" ends in a redirect to the app
             return render_template("oidc/consent.html", client=client, scopes=claims.describe(scope),
                                    account=account, form=form,
                                    action=url_for("oidc.authorize", **request.args.to_dict(flat=True)))
@@ -253,9 +278,12 @@ def end_session() -> Any:
     except OAuth2Error as error:
         raise InvalidAuthorizationRequest(
             _l("This sign-out request is not valid. You have not been signed out."), code=error.error) from error
-    signed_in = _sessions().current_session() is not None
-    if req.needs_confirmation and signed_in:
+    sso = _sessions().current_session()
+    if sso is not None and not hint_is_for(sso, req):
+        # No hint, or a hint from another session (anyone may hold an old ID token): ask first.
         form = LogoutForm()
+        if req.redirect_uri:
+            allow_form_target(req.redirect_uri)
         if request.method != "POST":
             return render_template("oidc/logout_confirm.html", form=form, client=req.client,
                                    action=request.full_path)

@@ -1,4 +1,18 @@
-"""Named rate limits on failures (DESIGN rule 7): checked before the attempt, counted on failure.
+"""Named rate limits (DESIGN rule 7): hard limits on failures, and throttles that slow guessing down.
+
+Two shapes, because an attacker must be stopped without being able to lock the owner out:
+
+- **Throttles** (``Throttle``, ``attempt``): the first ``free`` failures per identifier cost nothing;
+  from then on each attempt closes a gate behind it for a doubling delay (1 s, 2 s, 4 s …
+  ``max_delay``), so guessing slows to one try per ``max_delay`` while the owner, who knows the
+  password, waits at most that long. An attempt is *reserved* before it is made (one atomic
+  increment, then an atomic set-if-absent of the gate) and given back only when it succeeds, so
+  twenty parallel guesses cannot overshoot the free allowance. Counts are forgotten ``window``
+  seconds after the last failure. They live in the service's store under a hash of the
+  identifier (no account names in Redis).
+- **Limits** (``Limit``, ``check``/``count_failure``): a fixed number of failures per window, then
+  refusal until the window ends; for ceilings an honest user never meets (failures per address
+  across all accounts, operator look-ups, client authentication per address).
 
 Built on the ``limits`` library (fixed windows) with Redis storage when the service has Redis
 (every process sees the same counters) and memory storage on the embedded default. Limits
@@ -21,8 +35,10 @@ store state.)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask import Flask, current_app
@@ -31,7 +47,8 @@ from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from idp.errors import RateLimited, ServiceUnavailable
-from idp.extensions import settings
+from idp.extensions import settings, store
+from idp.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +109,98 @@ def clear(limit: Limit, identifier: str) -> None:
         log.warning("could not clear rate limit %s: %s", limit.name, type(exc).__name__)
 
 
-def login_account() -> Limit:
+# -- throttles ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Throttle:
+    """``free`` failures per identifier, then a doubling wait between attempts up to ``max_delay``."""
+
+    name: str
+    free: int
+    max_delay: int
+    window: int
+
+    def delay(self, n: int) -> int:
+        """Seconds the ``n``-th attempt (``n >= free``) keeps the next one waiting."""
+        return min(self.max_delay, 2 ** min(n - self.free, 30))
+
+
+def _keys(throttle: Throttle, identifier: str) -> tuple[str, str]:
+    digest = hashlib.sha256(identifier.encode()).hexdigest()[:32]
+    base = f"throttle:{throttle.name}:{digest}"
+    return base + ":n", base + ":gate"
+
+
+def attempt(items: Iterable[tuple[Throttle, str]]) -> bool:
+    """Reserve one attempt under every (throttle, identifier) or raise ``RateLimited`` with the
+    wait; a refusal gives back what this call had reserved. True when the attempt was past a
+    free allowance (it closed a gate behind it): a failure then is worth an audit row."""
+    reserved: list[tuple[Throttle, str, bool]] = []
+    try:
+        for throttle, identifier in items:
+            count_key, gate_key = _keys(throttle, identifier)
+            wait = store().ttl(gate_key)
+            if wait:
+                raise RateLimited(retry_after=max(1, wait))
+            n = store().incr(count_key, throttle.window, refresh=True)
+            gated = n >= throttle.free
+            if gated and not store().add(gate_key, "1", throttle.delay(n)):
+                store().incr(count_key, throttle.window, -1)
+                raise RateLimited(retry_after=max(1, store().ttl(gate_key) or 1))
+            reserved.append((throttle, identifier, gated))
+        return any(gated for _, _, gated in reserved)
+    except RateLimited:
+        for throttle, identifier, gated in reserved:
+            count_key, gate_key = _keys(throttle, identifier)
+            store().incr(count_key, throttle.window, -1)
+            if gated:
+                store().delete(gate_key)
+        raise
+    except StoreUnavailable as exc:
+        _store_down(exc)
+        return False
+
+
+def succeeded(items: Iterable[tuple[Throttle, str]]) -> None:
+    """The attempt was right: forget the failures and open the gates."""
+    try:
+        store().delete(*[key for throttle, identifier in items for key in _keys(throttle, identifier)])
+    except StoreUnavailable as exc:  # best effort: the counts expire anyway
+        log.warning("could not clear throttles: %s", type(exc).__name__)
+
+
+def login_pair() -> Throttle:
+    """Failures of one account from one address (a classmate at the school's one NAT address
+    slows only their own guesses, not the owner at home)."""
     s = settings()
-    return Limit("login.account", s.login_failures_per_account, s.login_failure_window)
+    return Throttle("login.pair", s.login_free_failures, s.login_max_delay, s.login_failure_window)
 
 
+def login_account() -> Throttle:
+    """Failures of one account from every address together (guessing spread over many addresses)."""
+    s = settings()
+    return Throttle("login.account", s.login_failures_per_account, s.login_max_delay, s.login_failure_window)
+
+
+def login_device() -> Throttle:
+    """Failures from a browser that signed in to the account before (its device cookie): the
+    owner's own browser is judged by its own record, not by what strangers did."""
+    s = settings()
+    return Throttle("login.device", s.login_free_failures, s.login_max_delay, s.login_failure_window)
+
+
+# -- hard limits -------------------------------------------------------------------------------
 def login_ip() -> Limit:
+    """Failures from one address across every account: a ceiling against spraying many accounts,
+    high enough that a whole school behind one address does not meet it by mistyping."""
     s = settings()
     return Limit("login.ip", s.login_failures_per_ip, s.login_failure_window)
+
+
+def client_auth() -> Limit:
+    """Failed client authentications per (client, address): a relying party's own server is never
+    refused because someone elsewhere guesses its secret."""
+    s = settings()
+    return Limit("client.auth", s.client_auth_failures_per_address, s.login_failure_window)
 
 
 def nationalid_lookup() -> Limit:

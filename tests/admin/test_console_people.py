@@ -148,3 +148,15 @@ def test_a_month_day_confirmed_replaces_a_disagreeing_full_date(app, console) ->
     db.session.expire_all()
     person = db.session.scalar(sa.select(Person).where(Person.blind_index == conflict.blind_index))
     assert (person.birth_date, person.birth_month_day) == (None, "0310")
+
+
+def test_walking_person_pages_uses_the_lookup_allowance(app, console, person, monkeypatch) -> None:
+    """R-N3: opening /admin/people/<id> pages one after another counts against the hourly allowance."""
+    monkeypatch.setattr(ratelimit, "nationalid_lookup", lambda: ratelimit.Limit("nationalid.lookup", 3, 3600))
+    found = _lookup(console, KNOWN)
+    assert found.status_code == 302
+    assert console.get(found.headers["Location"]).status_code == 200  # the look-up's own page: counted once
+    for _ in range(2):
+        assert console.get(f"/admin/people/{person.id}").status_code == 200
+    walked = console.get(f"/admin/people/{person.id + 1}")
+    assert walked.status_code == 429 and int(walked.headers["Retry-After"]) > 0

@@ -25,7 +25,7 @@ def sign_in(browser, account: Account, auth_time: int | None = None) -> str:
     from idp.login import sessions
 
     sso = sessions.create(account.id, auth_time)
-    browser.set_cookie(current_app.extensions["idp.settings"].sso_cookie_name, sso.sid, domain="localhost")
+    browser.set_cookie(current_app.extensions["idp.settings"].sso_cookie, sso.sid, domain="localhost")
     return sso.sid
 
 

@@ -88,7 +88,7 @@ def test_id_token_claims_and_signature(client, rp, account) -> None:
     assert c["exp"] > c["iat"]
     assert c["acr"] == "urn:tw:edu:sso:acr:cloud"
     assert c["amr"] == ["pwd"]
-    assert c["sid"] == sid
+    assert c["sid"] and c["sid"] != sid  # a keyed hash of the session, never the cookie's value
     assert c["jti"]
     digest = hashlib.sha256(body["access_token"].encode()).digest()
     import base64

@@ -77,14 +77,24 @@ def test_logout_rejects_forged_id_token_hint(client, rp, account) -> None:
     assert _signed_in(client, rp)
 
 
+def _wait_for(received: list, n: int = 1, seconds: float = 5.0) -> list:
+    """Back-channel calls are made off the request: wait for them (bounded)."""
+    deadline = time.monotonic() + seconds
+    while len(received) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return received
+
+
 def test_logout_accepts_expired_id_token_hint(client, rp, account) -> None:
-    """R-L4: an expired ID token is still a valid hint (RP-Initiated Logout §2)."""
-    sign_in(client, account)
+    """R-L4: an expired ID token of this session is still a valid hint (RP-Initiated Logout §2)."""
+    from idp.login.sessions import public_sid
+
+    sid = sign_in(client, account)
     get_code(client, rp)
     key = current_app.extensions["idp.keys"].signing_key("RS256")
     old = jwt.encode({"alg": "RS256", "kid": key.kid},
-                     {"iss": "http://localhost", "aud": [rp.client_id], "sub": "x", "iat": 1000, "exp": 2000},
-                     key.key)
+                     {"iss": "http://localhost", "aud": [rp.client_id], "sub": "x", "iat": 1000, "exp": 2000,
+                      "sid": public_sid(sid)}, key.key)
     resp = client.get("/oauth/logout", query_string={"id_token_hint": old,
                                                      "post_logout_redirect_uri": "https://rp.example.org/bye"})
     assert resp.status_code == 302 and resp.headers["Location"] == "https://rp.example.org/bye"
@@ -116,12 +126,14 @@ def test_backchannel_logout_token_delivered(client, make_client, account, receiv
     started = time.monotonic()
     client.get("/oauth/logout", query_string={"id_token_hint": hint})
     assert time.monotonic() - started < 5
-    assert len(received) == 1
+    assert len(_wait_for(received)) == 1
     token = jwt.decode(received[0]["logout_token"], KeySet.import_key_set(client.get("/oauth/jwks").get_json()))
     assert token.header["kid"] and token.header["typ"] == "logout+jwt"
     c = token.claims
     assert c["iss"] == "http://localhost" and c["aud"] == [rp.client_id]
-    assert c["sid"] == sid and c["sub"] == sub
+    from idp.login.sessions import public_sid
+
+    assert c["sid"] == public_sid(sid) != sid and c["sub"] == sub
     assert c["events"] == {"http://schemas.openid.net/event/backchannel-logout": {}}
     assert "nonce" not in c and c["jti"] and isinstance(c["iat"], int)
 
@@ -147,6 +159,79 @@ def test_logout_from_the_idp_itself_notifies_relying_parties(app, client, make_c
     sessions = importlib.import_module("idp.login.sessions")
     with app.test_request_context("/logout"):
         assert rp.client_id in sessions.end_session(sid)
-    assert len(received) == 1
+    assert len(_wait_for(received)) == 1
     assert jwt.decode(received[0]["logout_token"],
-                      KeySet.import_key_set(client.get("/oauth/jwks").get_json())).claims["sid"] == sid
+                      KeySet.import_key_set(client.get("/oauth/jwks").get_json())).claims["sid"] == \
+        sessions.public_sid(sid)
+
+
+# -- issue 9: what a probe found ---------------------------------------------------------------
+def test_the_sid_relying_parties_see_cannot_be_used_as_the_cookie(app, client, rp, account) -> None:
+    """R-N3: the ID token's sid, sent back as the SSO cookie, signs nobody in (it is not the session id)."""
+    hint = _id_token(client, rp, account)
+    sid_claim = jwt.decode(hint, KeySet.import_key_set(client.get("/oauth/jwks").get_json())).claims["sid"]
+    thief = app.test_client()
+    thief.set_cookie(current_app.extensions["idp.settings"].sso_cookie, sid_claim, domain="localhost")
+    resp = thief.get("/oauth/authorize", query_string=authorize_params(rp)[0])
+    assert "/login" in resp.headers["Location"]
+    from idp.oidc.models import Token
+
+    stored = {t.sid for t in current_app.extensions["sqlalchemy"].session.query(Token).all()}
+    assert stored == {sid_claim}  # the token table holds the public sid only
+
+
+def test_someone_elses_id_token_hint_does_not_sign_a_person_out_unasked(app, client, rp, account, make_account) -> None:
+    """R-L4: a hint from another session (anyone may hold an old ID token) gets the confirmation page."""
+    other = app.test_client()
+    hint = _id_token(other, rp, make_account("teacher1"))
+    sign_in(client, account)
+    get_code(client, rp)
+    resp = client.get("/oauth/logout", query_string={"id_token_hint": hint,
+                                                     "post_logout_redirect_uri": "https://rp.example.org/bye"})
+    assert resp.status_code == 200 and 'name="csrf_token"' in resp.get_data(as_text=True)
+    assert _signed_in(client, rp)
+    # Its form may lead to the registered post-logout page, and nowhere else.
+    assert "form-action 'self' https://rp.example.org;" in resp.headers["Content-Security-Policy"]
+
+
+def test_logout_revokes_the_sessions_tokens_but_not_offline_ones(client, make_client, account) -> None:
+    """R-L4: signing out ends the session's access and refresh tokens; an offline_access refresh token lives on."""
+    rp = make_client("off1", scope="openid profile offline_access")
+    sign_in(client, account)
+    online = redeem(client, rp, get_code(client, rp, scope="openid profile")).get_json()
+    offline = redeem(client, rp, get_code(client, rp, scope="openid offline_access")).get_json()
+    client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/logout").get_data(as_text=True))})
+    introspect = {t: client.post("/oauth/introspect", data={"token": t}, headers=_basic(rp)).get_json()["active"]
+                  for t in (online["access_token"], online["refresh_token"], offline["access_token"],
+                            offline["refresh_token"])}
+    assert introspect == {online["access_token"]: False, online["refresh_token"]: False,
+                          offline["access_token"]: False, offline["refresh_token"]: True}
+
+
+def test_a_slow_backchannel_endpoint_does_not_delay_the_logout(client, make_client, account) -> None:
+    """R-L4: relying parties are told off the request path: a receiver that takes 3 s does not hold the logout."""
+    received: list[dict] = []
+
+    @Request.application
+    def slow(request: Request) -> Response:
+        time.sleep(3)
+        received.append(request.form.to_dict())
+        return Response("", status=200)
+
+    server = make_server("127.0.0.1", 0, slow, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rp = make_client("bc5", backchannel_logout_uri=f"http://127.0.0.1:{server.server_port}/bc")
+        hint = _id_token(client, rp, account)
+        started = time.monotonic()
+        client.get("/oauth/logout", query_string={"id_token_hint": hint})
+        assert time.monotonic() - started < 1.5
+        assert len(_wait_for(received, seconds=6)) == 1
+    finally:
+        server.shutdown()
+
+
+def _basic(rp) -> dict[str, str]:
+    from oidc_helpers import basic
+
+    return basic(rp.client_id)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 
-@pytest.mark.parametrize("logger", ["werkzeug", "gunicorn.access"])
+@pytest.mark.parametrize("logger", ["werkzeug", "gunicorn.access", "granian.access"])
 def test_request_lines_lose_their_query(app, caplog: pytest.LogCaptureFixture, logger: str) -> None:
     """R-N3: a logout URL with an id_token_hint is logged as its path only."""
     caplog.set_level(logging.INFO, logger=logger)
