@@ -9,15 +9,19 @@ FLASK := $(VENV)/bin/flask --app wsgi
 STAMP := $(VENV)/.installed
 IDP_PORT ?= 5000
 RP_PORT ?= 5001
+# The embedded default, with the issuer on the port asked for (make run IDP_PORT=15000).
+RUN_ENV := IDP_CONFIG=development IDP_ISSUER=http://127.0.0.1:$(IDP_PORT)
+# Debian packages are installed as root, or through password-less sudo when make runs as another user.
+APT := $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-pg test-embedded services browser-deps lint db-check bench clean
+.PHONY: help install run test test-pg test-embedded services python-deps browser-deps lint db-check bench clean
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip --version >/dev/null 2>&1 || { $(MAKE) --no-print-directory python-deps && $(PYTHON) -m venv --clear $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
@@ -25,22 +29,30 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 install: $(STAMP) ## Create .venv and install the package with its test tools (pinned by constraints.txt)
 
 run: $(STAMP) ## Serve the provider (http://127.0.0.1:5000) and the demo app (http://127.0.0.1:5001) with demo data; Ctrl-C stops both
-	IDP_CONFIG=development $(FLASK) db upgrade
-	IDP_CONFIG=development $(FLASK) demo load --rp-url http://127.0.0.1:$(RP_PORT)
+	$(RUN_ENV) $(FLASK) db upgrade
+	$(RUN_ENV) $(FLASK) demo load --rp-url http://127.0.0.1:$(RP_PORT)
 	@echo "Provider:  http://127.0.0.1:$(IDP_PORT)   (student / Student-Demo-2026)"
 	@echo "Demo app:  http://127.0.0.1:$(RP_PORT)    Ctrl-C stops both."
-	@export IDP_CONFIG=development; pids=""; \
+	@export $(RUN_ENV); pids=""; \
 	trap 'kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
-	$(FLASK) run --host 127.0.0.1 --port $(IDP_PORT) --no-reload & pids="$$pids $$!"; \
+	$(FLASK) serve --host 127.0.0.1 --port $(IDP_PORT) --workers 1 & pids="$$pids $$!"; \
 	$(PY) -m clients.demo_rp & pids="$$pids $$!"; \
 	wait -n; exit 0
 
-services: ## Make sure PostgreSQL and Redis answer on 127.0.0.1 (start them if not; fail if they cannot be reached)
+services: ## Make sure the tests' PostgreSQL and Redis answer (install and start them if not; fail if they cannot be reached)
 	@bash .ci/ensure-services
 
+python-deps: ## Install Debian's python3 and python3-venv if missing (to create .venv)
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "Installing Debian's python3 and python3-venv (apt-get): needed to create $(VENV)"; \
+	  { $(APT) update -qq && $(APT) install -y -qq python3 python3-venv; } || \
+	  { echo "ERROR: could not install them: as root, run: apt-get install python3 python3-venv" >&2; exit 1; }; }
+
 browser-deps: ## Install Debian's chromium and fonts-noto-cjk if missing (browser tests)
-	@dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
+	@dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium and fonts-noto-cjk (apt-get): needed by the browser tests"; \
+	  { $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk; } || \
+	  { echo "ERROR: could not install them: as root, run: apt-get install chromium fonts-noto-cjk" >&2; exit 1; }; }
 
 test: test-pg test-embedded ## Run every test: on PostgreSQL + Redis (with live and browser tests), then on SQLite + in-process store
 
@@ -59,7 +71,7 @@ db-check: $(STAMP) ## Fail if the models and the migrations disagree (flask db c
 	IDP_CONFIG=testing IDP_DATABASE_URL=sqlite:////tmp/idp-db-check.sqlite $(FLASK) db check
 	@rm -f /tmp/idp-db-check.sqlite
 
-bench: $(STAMP) services ## Benchmark under gunicorn (2 workers, PostgreSQL + Redis) and print a table
+bench: $(STAMP) services ## Benchmark the provider under Granian (flask serve) and gunicorn, 2 workers each, PostgreSQL + Redis; one table
 	$(PY) bench/run.py
 
 clean: ## Remove the virtual environment and caches (keeps instance/ and keys/)
