@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 
+from idp import db as transaction
 from idp import errors, i18n, logs, serving
 from idp.config import load_settings
 from idp.extensions import babel, csrf, db, migrate
@@ -60,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     db.init_app(app)
+    transaction.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)

@@ -1,11 +1,14 @@
-"""Declarative base with a constraint naming convention, so Alembic can name and drop constraints."""
+"""Declarative base with a constraint naming convention (so Alembic can name and drop constraints),
+and the transaction edge every view and command uses."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from flask import Flask
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -33,3 +36,65 @@ class TimestampMixin:
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+
+
+# -- the transaction edge ----------------------------------------------------------------------
+# Services add and flush; audit rows join the same transaction; the view or the command that
+# called them commits, once, with ``commit()``. A flow that fails half-way leaves nothing: the
+# error handlers roll back, and a request that ends with writes nobody committed is a bug, which
+# the guard below reports (and, in the test configuration, raises, so a test catches it).
+_WRITES = "idp_uncommitted_writes"
+
+
+def commit() -> None:
+    """Commit this request's (or command's) work: the one place a transaction ends well."""
+    from idp.extensions import db
+
+    db.session.commit()
+
+
+def rollback() -> None:
+    """Drop this request's uncommitted work (error handlers, failed flows)."""
+    from idp.extensions import db
+
+    db.session.rollback()
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, flush_context: Any) -> None:
+    session.info[_WRITES] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WRITES] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _ended(session: Session) -> None:
+    session.info.pop(_WRITES, None)
+
+
+def uncommitted_writes(session: Session) -> bool:
+    """Did this session write something no commit or rollback has ended?"""
+    return bool(session.info.get(_WRITES) or session.new or session.dirty or session.deleted)
+
+
+def init_app(app: Flask) -> None:
+    import logging
+
+    from idp.extensions import db
+
+    log = logging.getLogger(__name__)
+    strict = app.testing
+
+    @app.teardown_request
+    def _no_forgotten_writes(exc: BaseException | None) -> None:
+        if exc is not None or not uncommitted_writes(db.session()):
+            return
+        db.session.rollback()
+        log.error("request ended with uncommitted writes (rolled back): a view forgot idp.db.commit()")
+        if strict:
+            raise RuntimeError("request ended with uncommitted writes: a view forgot idp.db.commit()")

@@ -49,6 +49,17 @@ class IdpError(Exception):
         self.data = data
 
 
+class InvalidField(IdpError):
+    """Input that breaks a rule; ``field`` names the form field to show the message beside."""
+
+    status = 400
+    code = "invalid_input"
+
+    def __init__(self, field: str, message: Any, **data: Any) -> None:
+        super().__init__(message, field=field, **data)
+        self.field = field
+
+
 class NotFound(IdpError):
     status = 404
     code = "not_found"
@@ -115,6 +126,7 @@ def _rollback_quietly() -> None:
 def init_app(app: Flask) -> None:
     @app.errorhandler(IdpError)
     def _idp_error(exc: IdpError):
+        _rollback_quietly()  # a flow that failed half-way leaves nothing behind
         headers = None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}
@@ -124,6 +136,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(StoreUnavailable)
     def _store_down(exc: StoreUnavailable):
+        _rollback_quietly()
         log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
         return _respond(503, ServiceUnavailable.code, ServiceUnavailable.message, {"Retry-After": "5"})
 
@@ -147,6 +160,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
+        _rollback_quietly()
         return _respond(400, "csrf_failed",
                         _l("Your form expired or was sent from elsewhere. Please go back, reload and try again."))
 
@@ -159,6 +173,7 @@ def init_app(app: Flask) -> None:
             413: _l("The upload is too large."),
             429: _l("Too many attempts. Please wait and try again later."),
         }
+        _rollback_quietly()
         status = exc.code or 500
         message = messages.get(status, _l("The request could not be processed."))
         return _respond(status, (exc.name or "error").lower().replace(" ", "_"), message)
@@ -167,4 +182,5 @@ def init_app(app: Flask) -> None:
     def _unexpected(exc: Exception):
         # Logged with its traceback for operators; the client sees only a generic page.
         log.exception("unhandled error on %s %s", request.method, request.path)
+        _rollback_quietly()
         return _respond(500, "server_error", _l("Something went wrong on our side. Please try again later."))

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 
+from idp import create_app
 from idp.config import ConfigError, load_settings
+from idp.extensions import db
+from idp.security.models import AuditEvent
 
 
 def test_production_refuses_default_secret() -> None:
@@ -41,3 +46,64 @@ def test_store_code_is_redeemed_once(app) -> None:
     store.set("k", "v", 10)
     assert store.getdel("k") == b"v"
     assert store.getdel("k") is None
+
+
+# -- the transaction edge (issue 10 "make room" item 1) ----------------------------------------
+def _app_with_routes(app_config: dict) -> Flask:  # its own engine: it commits for real (cleaned up)
+    """An app with two throwaway views: one that forgets to commit, one that fails half-way."""
+    from idp.db import commit
+    from idp.errors import IdpError
+    from idp.security import audit
+
+    app = create_app(app_config)
+
+    @app.get("/_test/forgets-commit")
+    def forgets_commit() -> str:
+        audit.record("test.written")
+        return "ok"
+
+    @app.get("/_test/fails-half-way")
+    def fails_half_way() -> str:
+        audit.record("test.first-half")
+        db.session.flush()
+        raise IdpError("the second half failed")
+
+    @app.get("/_test/commits")
+    def commits() -> str:
+        audit.record("test.committed")
+        commit()
+        return "ok"
+
+    return app
+
+
+def _audit_rows(app: Flask, event: str) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.event == event))
+
+
+def test_a_view_that_forgets_to_commit_is_caught(app: Flask, app_config: dict) -> None:
+    """R-N4: a request ending with uncommitted writes is a bug the test configuration raises; nothing is kept."""
+    app = _app_with_routes(app_config)
+    client = app.test_client()
+    with pytest.raises(RuntimeError, match="uncommitted writes"):
+        client.get("/_test/forgets-commit")
+    assert _audit_rows(app, "test.written") == 0
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_a_flow_that_fails_half_way_leaves_nothing(app: Flask, app_config: dict) -> None:
+    """R-N4: an error after some writes answers with a page and keeps none of them; a committed flow keeps its rows."""
+    app = _app_with_routes(app_config)
+    client = app.test_client()
+    try:
+        assert client.get("/_test/fails-half-way", headers={"Accept": "application/json"}).status_code == 400
+        assert _audit_rows(app, "test.first-half") == 0
+        assert client.get("/_test/commits").status_code == 200
+        assert _audit_rows(app, "test.committed") == 1
+    finally:
+        with app.app_context():
+            db.session.execute(sa.delete(AuditEvent).where(AuditEvent.event.like("test.%")))
+            db.session.commit()
+            db.engine.dispose()

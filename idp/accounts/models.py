@@ -48,9 +48,5 @@ class Account(TimestampMixin, db.Model):
     def is_active(self) -> bool:
         return self.status == "active"
 
-    @property
-    def is_real_name(self) -> bool:
-        return self.kind == "cloud"
-
     def __repr__(self) -> str:
         return f"<Account {self.id} {self.kind}>"

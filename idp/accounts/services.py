@@ -124,7 +124,6 @@ def create_account(username: str, password: str, *, name: str = "", email: str |
 def set_password(account: Account, password: str) -> None:
     check_password_rules(account.username, password)
     account.password_hash = hash_password(password)
-    db.session.commit()
 
 
 def authenticate(username: str, password: str, ip: str | None, device_cookie: str | None = None) -> Account:
@@ -176,7 +175,7 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
         raise AccountDisabled()
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
-        audit.record(audit.PASSWORD_REHASHED, actor=typed, account_id=account.id, commit=False)
+        audit.record(audit.PASSWORD_REHASHED, actor=typed, account_id=account.id)
     account.last_login_at = dt.datetime.now(dt.UTC)
     audit.record(audit.LOGIN_SUCCESS, actor=typed, account_id=account.id)
     return account

@@ -1,10 +1,11 @@
 """The operator console and the ``flask clients`` commands (R-O3, issue 2 item 9, issue 3 item 9).
 
-Owns: relying-party registration rules (``services``), the ``/admin/`` pages (apps, signing
-keys, audit trail, people and identity conflicts) and the ``clients`` CLI group. Reads accounts
-and sessions only through ``idp.accounts.services`` and ``idp.login.sessions``, persons only
-through ``idp.identity`` and ``idp.sources.resolver``; never sees a clear national ID past
-``identity.protection``. Must not import other packages' views.
+Owns no rules and no tables: the ``/admin/`` pages (apps, signing keys, audit trail, people and
+identity conflicts) and the ``clients`` CLI group are views over other packages' services: client
+registration in ``idp.oidc.registration``, keys in ``idp.oidc.services``, the audit trail in
+``idp.security.audit``, persons and conflicts in ``idp.identity.services``, sessions through
+``idp.login.sessions``. Never sees a clear national ID past ``identity.protection``. Must not
+import other packages' views.
 """
 
 from __future__ import annotations

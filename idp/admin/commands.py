@@ -1,6 +1,6 @@
 """``flask --app wsgi clients create|list|show|update|rotate-secret|delete`` (issue 2 item 9, R-O3).
 
-The same rules as the console (``idp.admin.services``). ``--json`` prints machine-readable
+The same rules as the console (``idp.oidc.registration``). ``--json`` prints machine-readable
 output for scripts; the client secret appears in it exactly once, when it is made.
 """
 
@@ -13,8 +13,9 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
-from idp.admin import services
+from idp.db import commit
 from idp.errors import IdpError
+from idp.oidc import registration as services
 
 clients_cli = AppGroup("clients", help="Register and manage relying-party apps (OIDC clients).")
 ACTOR = "cli"
@@ -91,6 +92,7 @@ def create(client_id: str | None, as_json: bool, **kwargs: Any) -> None:
     """Register an app; a confidential app's secret is printed this once."""
     try:
         reg = services.create_client(_collect(kwargs), ACTOR, client_id=client_id)
+        commit()
     except IdpError as exc:
         raise _fail(exc) from exc
     _print(reg, as_json, "created")
@@ -132,6 +134,7 @@ def update(client_id: str, as_json: bool, **kwargs: Any) -> None:
     """Change the given fields; a switch to a secret method prints the new secret once."""
     try:
         reg = services.update_client(client_id, _collect(kwargs), ACTOR)
+        commit()
     except IdpError as exc:
         raise _fail(exc) from exc
     _print(reg, as_json, "updated")
@@ -144,6 +147,7 @@ def rotate_secret(client_id: str, as_json: bool) -> None:
     """A new secret at once; the old one stops working in every process."""
     try:
         reg = services.rotate_secret(client_id, ACTOR)
+        commit()
     except IdpError as exc:
         raise _fail(exc) from exc
     _print(reg, as_json, "new secret for")
@@ -159,6 +163,7 @@ def delete(client_id: str, yes: bool, as_json: bool) -> None:
         click.confirm(f"Delete {client_id}, revoke its tokens and forget its consents?", abort=True)
     try:
         counts = services.delete_client(client_id, ACTOR)
+        commit()
     except IdpError as exc:
         raise _fail(exc) from exc
     if as_json:

@@ -1,4 +1,5 @@
-"""Operator console forms (CSRF via Flask-WTF). The rules are in ``services``; forms only shape input."""
+"""Operator console forms (CSRF via Flask-WTF). The rules are in the services (``oidc.registration``,
+``identity.services``); forms only shape input."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from idp.admin import services
+from idp.oidc import registration as services
 
 
 class MultiCheckboxField(SelectMultipleField):

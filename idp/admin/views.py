@@ -14,7 +14,6 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
-from idp.admin import services
 from idp.admin.forms import (
     ClientForm,
     ConfirmForm,
@@ -23,8 +22,12 @@ from idp.admin.forms import (
     PersonLookupForm,
     ResolveConflictForm,
 )
+from idp.db import commit
 from idp.errors import Forbidden, IdpError
+from idp.identity import services as identity
+from idp.oidc import registration
 from idp.oidc import services as oidc_services
+from idp.security import audit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -77,18 +80,19 @@ def index() -> Any:
 # -- relying-party apps --------------------------------------------------------------------------
 @bp.get("/clients")
 def clients() -> Any:
-    return render_template("admin/clients.html", clients=services.list_clients())
+    return render_template("admin/clients.html", clients=registration.list_clients())
 
 
 @bp.route("/clients/new", methods=["GET", "POST"])
 def client_new() -> Any:
     form = ClientForm()
     if request.method == "GET":
-        form.fill(services.DEFAULTS)
+        form.fill(registration.DEFAULTS)
         return render_template("admin/client_form.html", form=form, client=None)
     if form.validate_on_submit():
         try:
-            reg = services.create_client(form.registration(), _actor(), client_id=form.client_id.data or None)
+            reg = registration.create_client(form.registration(), _actor(), client_id=form.client_id.data or None)
+            commit()
         except IdpError as exc:
             _field_error(form, exc)
         else:
@@ -99,21 +103,22 @@ def client_new() -> Any:
 
 @bp.get("/clients/<client_id>")
 def client(client_id: str) -> Any:
-    item = services.get_client(client_id)
-    return render_template("admin/client.html", client=item, info=services.describe(item))
+    item = registration.get_client(client_id)
+    return render_template("admin/client.html", client=item, info=registration.describe(item))
 
 
 @bp.route("/clients/<client_id>/edit", methods=["GET", "POST"])
 def client_edit(client_id: str) -> Any:
-    item = services.get_client(client_id)
+    item = registration.get_client(client_id)
     form = ClientForm()
     del form.client_id  # fixed once registered: relying parties have it in their configuration
     if request.method == "GET":
-        form.fill(services.describe(item))
+        form.fill(registration.describe(item))
         return render_template("admin/client_form.html", form=form, client=item)
     if form.validate_on_submit():
         try:
-            reg = services.update_client(client_id, form.registration(), _actor())
+            reg = registration.update_client(client_id, form.registration(), _actor())
+            commit()
         except IdpError as exc:
             _field_error(form, exc)
         else:
@@ -126,12 +131,13 @@ def client_edit(client_id: str) -> Any:
 
 @bp.route("/clients/<client_id>/rotate-secret", methods=["GET", "POST"])
 def client_rotate(client_id: str) -> Any:
-    item = services.get_client(client_id)
+    item = registration.get_client(client_id)
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
         try:
-            reg = services.rotate_secret(client_id, _actor())
-        except services.InvalidRegistration as exc:  # an app without a secret (public, private_key_jwt)
+            reg = registration.rotate_secret(client_id, _actor())
+            commit()
+        except registration.InvalidRegistration as exc:  # an app without a secret (public, private_key_jwt)
             flash(exc.message, "error")
             return redirect(url_for("admin.client", client_id=client_id))
         return render_template("admin/secret.html", client=reg.client, secret=reg.secret, created=False)
@@ -140,10 +146,11 @@ def client_rotate(client_id: str) -> Any:
 
 @bp.route("/clients/<client_id>/delete", methods=["GET", "POST"])
 def client_delete(client_id: str) -> Any:
-    item = services.get_client(client_id)
+    item = registration.get_client(client_id)
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
-        counts = services.delete_client(client_id, _actor())
+        counts = registration.delete_client(client_id, _actor())
+        commit()
         flash(_l("Deleted %(name)s: %(tokens)d tokens revoked, %(consents)d consents removed.",
                  name=item.name, tokens=counts["tokens_revoked"], consents=counts["consents_removed"]), "info")
         return redirect(url_for("admin.clients"))
@@ -159,6 +166,7 @@ def keys() -> Any:
         if rotate_form.submit.data and rotate_form.validate_on_submit():
             oidc_services.rotate_signing_keys(_actor(), (rotate_form.alg.data,) if rotate_form.alg.data
                                               else ("RS256", "ES256"))
+            commit()
             flash(_l("New signing keys are in use; the previous ones stay published until their tokens expire."),
                   "info")
             return redirect(url_for("admin.keys"))
@@ -167,6 +175,7 @@ def keys() -> Any:
 
             try:
                 oidc_services.retire_signing_key(_actor(), retire_form.kid.data)
+                commit()
             except UnknownKey:
                 flash(_l("There is no such key."), "error")
             else:
@@ -183,10 +192,10 @@ def keys() -> Any:
 def audit_log() -> Any:
     args = request.args
     before = args.get("before", type=int)
-    events = services.audit_events(event=args.get("event") or None, actor=args.get("actor") or None,
+    events = audit.events(event=args.get("event") or None, actor=args.get("actor") or None,
                                    client_id=args.get("client_id") or None, before_id=before, limit=51)
     more = len(events) > 50
-    return render_template("admin/audit.html", events=events[:50], more=more, names=services.audit_event_names(),
+    return render_template("admin/audit.html", events=events[:50], more=more, names=audit.event_names(),
                            filters={k: args.get(k, "") for k in ("event", "actor", "client_id")})
 
 
@@ -199,7 +208,8 @@ def people() -> Any:
         raw = form.national_id.data
         form.national_id.data = ""  # never echoed back
         try:
-            person = services.lookup_person(raw, _actor())
+            person = identity.lookup_person(raw, _actor())
+            commit()  # the look-up's audit row
         except IdpError as exc:
             if exc.status == 429:
                 raise
@@ -218,18 +228,19 @@ def people() -> Any:
 
 @bp.get("/people/<int(max=2147483647):person_id>")
 def person(person_id: int) -> Any:
-    view = services.person_view(person_id, _actor(), counted=session.pop(LOOKED_UP, None) == person_id)
+    view = identity.person_view(person_id, _actor(), counted=session.pop(LOOKED_UP, None) == person_id)
+    commit()  # the view's audit row
     return render_template("admin/person.html", view=view)
 
 
 @bp.get("/conflicts")
 def conflicts() -> Any:
-    return render_template("admin/conflicts.html", items=services.open_conflicts())
+    return render_template("admin/conflicts.html", items=identity.open_conflicts())
 
 
 @bp.route("/conflicts/<int(max=2147483647):conflict_id>", methods=["GET", "POST"])
 def conflict(conflict_id: int) -> Any:
-    item, who = services.get_conflict(conflict_id)
+    item, who = identity.get_conflict(conflict_id)
     form = ResolveConflictForm()
     by_value: dict[str, list[str]] = {}
     for source, value in sorted((item.values or {}).items()):
@@ -241,7 +252,8 @@ def conflict(conflict_id: int) -> Any:
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                services.resolve_conflict(conflict_id, form.chosen.data, form.note.data, _actor())
+                identity.resolve_conflict(conflict_id, form.chosen.data, form.note.data, _actor())
+                commit()
             except IdpError as exc:
                 _field_error(form, exc)
             else:

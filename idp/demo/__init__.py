@@ -3,8 +3,8 @@
 Owns: ``flask demo load``, which creates (idempotently) the demo student, teacher and
 operator and registers the demo relying party (``clients/demo_rp``), writing its client
 secret to ``instance/demo_rp.env`` for the demo app to read. Never runs in production.
-Creates accounts through ``idp.accounts.services`` and clients through the model (or
-``idp.admin.services`` when present); must not import views of other packages.
+Creates accounts through ``idp.accounts.services``, links them with ``idp.identity.services`` and
+registers the client through ``idp.oidc.registration``; must not import views of other packages.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def _write_env_file(path: Path, values: dict[str, str]) -> None:
 
 def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
     """Register (or re-align) the demo client through the operator rules; return (created, secret_rotated)."""
-    from idp.admin import services as admin
+    from idp.oidc import registration as admin
 
     registration = {
         "name": "示範應用程式 Demo RP",
@@ -113,6 +113,7 @@ def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
         secret = current if current and client.check_client_secret(current) else None
         if secret is None:
             secret = admin.rotate_secret(DEMO_CLIENT_ID, "demo").secret
+    db.session.commit()
     _write_env_file(env_file, {
         "DEMO_RP_ISSUER": settings().issuer,
         "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
@@ -161,17 +162,15 @@ def _load_identities() -> dict[str, dict[str, int]]:
 def _link(spec: DemoAccount) -> bool:
     """Link the demo account to its person (the step an application for an account does)."""
     from idp.accounts import services as accounts
-    from idp.identity import protection
-    from idp.identity.nationalid import NationalId
-    from idp.sources.resolver import person_by_index
+    from idp.identity import services as identity
 
     if spec.national_id is None:
         return False
-    person = person_by_index(protection.blind_index(NationalId.parse(spec.national_id)))
+    person = identity.find_person(spec.national_id)
     account = accounts.get_account_by_username(spec.username)
     if person is None or account is None or person.account_id == account.id:
         return False
-    person.account_id = account.id
+    identity.link_account(person, account, actor="demo")
     db.session.commit()
     return True
 

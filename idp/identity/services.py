@@ -1,20 +1,39 @@
-"""Identity rules other packages call: find a person by a typed ID, resolve a conflict, rotate keys.
+"""Identity rules other packages call (R-A2, R-S): who a person is, which account is theirs, what an
+operator may see, how a conflict is closed.
 
-Operator views (issue 3 item 9) use these: the typed number is hashed on arrival and only the
-blind index goes further; every look-up is audited by the caller with the person id, never the ID.
+- ``link_account`` is the one way a cloud account and a person are joined: one account per person
+  for life, audited. ``find_by_personal_data`` is the one way a person is recognised from what they
+  typed (name, ID, birthday; a month-day-only source matches on month and day, R-S3).
+- Operator views (issue 3 item 9): a typed number is hashed on arrival and only the blind index goes
+  further; every look-up and every person page is audited with the person id, never the ID, and uses
+  the operator's hourly allowance.
+
+Services add and flush; the caller commits (``idp.db.commit``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 
-from idp.errors import NotFound
+from idp.errors import IdpError, InvalidField, NotFound
 from idp.extensions import db
 from idp.identity import protection
-from idp.identity.models import IdentityConflict, Person
+from idp.identity.models import Affiliation, IdentityConflict, Person, SourceRecord
 from idp.identity.nationalid import NationalId
+from idp.security import audit, ratelimit
+
+
+class AlreadyLinked(IdpError):
+    """The person already has a cloud account, or the account already belongs to a person."""
+
+    status = 409
+    code = "already_linked"
+    message = _l("This person already has an education cloud account.")
 
 
 def index_of(raw_id: str) -> str:
@@ -31,13 +50,139 @@ def find_person(raw_id: str) -> Person | None:
     return person_by_index(index_of(raw_id))
 
 
-def open_conflicts(limit: int = 100) -> list[IdentityConflict]:
-    return list(db.session.scalars(sa.select(IdentityConflict).where(IdentityConflict.status == "open")
-                                   .order_by(IdentityConflict.id).limit(limit)))
+def find_by_personal_data(name: str, national_id: str | NationalId, birthday: dt.date) -> Person | None:
+    """The person the trusted sources know by this name, ID and birthday, or None. A month-day-only
+    source (the proxy platform) matches on month and day (R-S3); the typed ID is parsed here (raising
+    ``InvalidNationalId`` with its reason) and goes no further than its blind index."""
+    from idp.sources import resolver
+
+    nid = national_id if isinstance(national_id, NationalId) else NationalId.parse(national_id)
+    return resolver.match(name, nid, birthday)
 
 
-def resolve_conflict(conflict_id: int, resolved_by: str, note: str, name: str | None = None,
-                     birth_date: dt.date | None = None, birth_month_day: str | None = None) -> IdentityConflict:
+def link_account(person: Person, account: Any, *, actor: str) -> None:
+    """Join a cloud account to its person, for life (R-A2): a person has at most one account and an
+    account belongs to at most one person; linking again the same pair changes nothing. Audited."""
+    if person.account_id == account.id:
+        return
+    if person.account_id is not None or person_for_account(account.id) is not None:
+        raise AlreadyLinked()
+    person.account_id = account.id
+    audit.record(audit.IDENTITY_LINKED, actor=actor, person_id=person.id, account_id=account.id)
+    db.session.flush()
+
+
+def unlink_account(person: Person, *, actor: str, reason: str) -> None:
+    """Part a person from their account (an operator removing a wrongly linked or deleted account);
+    the person may then be linked to another. Audited with the reason."""
+    if person.account_id is None:
+        return
+    audit.record(audit.IDENTITY_UNLINKED, actor=actor, person_id=person.id, account_id=person.account_id,
+                 reason=reason[:200])
+    person.account_id = None
+    db.session.flush()
+
+
+# -- operators: people and conflicts -----------------------------------------------------------
+@dataclass(frozen=True)
+class PersonView:
+    """What an operator sees about one person: no national ID, only who, where and from whom."""
+
+    person: Person
+    affiliations: list[Affiliation]
+    records: list[SourceRecord]
+    conflicts: list[IdentityConflict]
+    account: Any
+    school_names: dict[str, str]
+
+
+def lookup_person(raw_id: str, actor: str) -> Person | None:
+    """Find a person by a typed national ID. The number is hashed here and goes no further: the
+    audit row names the person found, or only a truncated blind index when nobody matched.
+    Each operator has an hourly allowance (``nationalid.lookup``) so that a stolen operator
+    session cannot walk the ID space."""
+    limit = ratelimit.nationalid_lookup()
+    ratelimit.check(limit, actor)
+    bi = index_of(raw_id)  # InvalidNationalId (400) says what is wrong with the number
+    ratelimit.count_failure(limit, actor)  # every well-formed look-up uses the allowance
+    person = person_by_index(bi)
+    audit.record(audit.IDENTITY_LOOKUP, actor=actor, found=person is not None,
+                 **({"person_id": person.id} if person is not None else {"blind_index_prefix": bi[:12]}))
+    return person
+
+
+def person_view(person_id: int, actor: str, *, counted: bool = False) -> PersonView:
+    """One person's affiliations (current and past), what each source said, and open conflicts.
+
+    Opening a person page uses the operator's look-up allowance like a look-up by ID does (walking
+    ``/admin/people/<id>`` must not be a way around it), unless it is the page a look-up just led
+    to (``counted``: that look-up was counted already)."""
+    from idp.accounts.services import get_account
+    from idp.schools.services import names
+
+    if not counted:
+        limit = ratelimit.nationalid_lookup()
+        ratelimit.check(limit, actor)
+        ratelimit.count_failure(limit, actor)
+    person = db.session.get(Person, person_id)
+    if person is None:
+        raise NotFound()
+    affiliations = list(db.session.scalars(
+        sa.select(Affiliation).where(Affiliation.person_id == person_id)
+        .order_by(Affiliation.status, Affiliation.last_seen.desc())))
+    records = list(db.session.scalars(sa.select(SourceRecord).where(SourceRecord.blind_index == person.blind_index)
+                                      .order_by(SourceRecord.source)))
+    conflicts = list(db.session.scalars(sa.select(IdentityConflict).where(
+        IdentityConflict.blind_index == person.blind_index).order_by(IdentityConflict.id.desc())))
+    audit.record(audit.IDENTITY_VIEWED, actor=actor, person_id=person_id)
+    return PersonView(person, affiliations, records, conflicts, get_account(person.account_id),
+                      names({a.school_code for a in affiliations}))
+
+
+def open_conflicts(limit: int = 100) -> list[tuple[IdentityConflict, Person | None]]:
+    """Open conflicts, oldest first, each with its person (or None if the person is gone)."""
+    conflicts = list(db.session.scalars(sa.select(IdentityConflict).where(IdentityConflict.status == "open")
+                                        .order_by(IdentityConflict.id).limit(limit)))
+    people = {p.blind_index: p for p in db.session.scalars(
+        sa.select(Person).where(Person.blind_index.in_({c.blind_index for c in conflicts})))} if conflicts else {}
+    return [(c, people.get(c.blind_index)) for c in conflicts]
+
+
+def get_conflict(conflict_id: int) -> tuple[IdentityConflict, Person | None]:
+    conflict = db.session.get(IdentityConflict, conflict_id)
+    if conflict is None:
+        raise NotFound()
+    return conflict, person_by_index(conflict.blind_index)
+
+
+def resolve_conflict(conflict_id: int, chosen: str, note: str, actor: str) -> IdentityConflict:
+    """Close a conflict with the value the operator confirmed (one the sources gave) and a note
+    saying how it was confirmed; the person takes that value. Audited."""
+    conflict, person = get_conflict(conflict_id)
+    if conflict.status != "open":
+        raise InvalidField("chosen", _l("This conflict was already resolved."), status=409)
+    if chosen not in {str(v) for v in conflict.values.values()}:
+        raise InvalidField("chosen", _l("Choose one of the values the sources gave."))
+    note = (note or "").strip()
+    if not note:
+        raise InvalidField("note", _l("Say how you confirmed the value (for the audit trail)."))
+    values: dict[str, Any] = {}
+    if conflict.field == "name":
+        values["name"] = chosen
+    elif len(chosen) == 10:  # a full date, or a source's month-day ("MMDD")
+        values["birth_date"] = dt.date.fromisoformat(chosen)
+    else:
+        values["birth_month_day"] = chosen
+    close_conflict(conflict_id, actor, note[:2000], **values)
+    audit.record(audit.CONFLICT_RESOLVED, actor=actor, conflict_id=conflict_id, field=conflict.field,
+                 person_id=person.id if person is not None else None,
+                 source=sorted(s for s, v in conflict.values.items() if str(v) == chosen))
+    db.session.flush()
+    return conflict
+
+
+def close_conflict(conflict_id: int, resolved_by: str, note: str, name: str | None = None,
+                   birth_date: dt.date | None = None, birth_month_day: str | None = None) -> IdentityConflict:
     """Close a conflict, optionally setting the value the operator confirmed on the person. Caller commits.
 
     A confirmed month-day (the only thing a proxy roster knows) replaces the person's full date
@@ -59,7 +204,8 @@ def resolve_conflict(conflict_id: int, resolved_by: str, note: str, name: str | 
 
 
 def rotate_keys(batch: int = 1000) -> int:
-    """Re-encrypt every person under the current key; returns how many rows moved. Commits per batch."""
+    """Re-encrypt every person under the current key; returns how many rows moved. A batch job of the
+    ``flask identity rotate`` command: it commits per batch, so an interrupted run keeps its progress."""
     prot = protection.protector()
     prefix = prot.current_key_id + ":"
     moved = 0

@@ -32,20 +32,9 @@ from blinker import Namespace
 from flask import Response, after_this_request, has_request_context, request, session, url_for
 
 from idp.extensions import settings, store
+from idp.identity import assurance
 
 session_ended = Namespace().signal("session_ended")
-
-# Authentication context classes (OIDC Core §2 ``acr``) a password sign-in reaches. The same
-# strings are in ``idp.oidc.claims`` (a test keeps them equal); defined here too so that the
-# login package does not depend on the OIDC package.
-ACR_CLOUD = "urn:tw:edu:sso:acr:cloud"
-ACR_MEMBER = "urn:tw:edu:sso:acr:member"
-
-
-def acr_for(account: Any) -> str:
-    """Real-name cloud accounts reach ``ACR_CLOUD``; general members ``ACR_MEMBER`` (R-A3)."""
-    return ACR_CLOUD if getattr(account, "kind", None) == "cloud" else ACR_MEMBER
-
 
 @dataclass
 class SsoSession:
@@ -54,8 +43,8 @@ class SsoSession:
     sid: str
     account_id: int
     auth_time: int
-    amr: list[str] = field(default_factory=lambda: ["pwd"])
-    acr: str = ""
+    amr: list[str] = field(default_factory=lambda: [assurance.AMR_PASSWORD])
+    acr: str = assurance.ACR_MEMBER
 
     @property
     def public_sid(self) -> str:
@@ -146,16 +135,17 @@ def _set_cookie(value: str | None) -> None:
 
 
 def create(account_id: int, auth_time: int | None = None, *, amr: list[str] | None = None,
-           acr: str = "") -> SsoSession:
+           acr: str = assurance.ACR_MEMBER) -> SsoSession:
     """Write a new session record (no cookie): the one place a session comes into being."""
     sso = SsoSession(sid=secrets.token_urlsafe(32), account_id=account_id,
-                     auth_time=auth_time or int(time.time()), amr=amr or ["pwd"], acr=acr)
+                     auth_time=auth_time or int(time.time()), amr=amr or [assurance.AMR_PASSWORD], acr=acr)
     store().set_json(_key(sso.sid), asdict(sso), settings().sso_session_lifetime)
     return sso
 
 
 def start_session(account: Any, amr: list[str] | None = None, acr: str | None = None) -> SsoSession:
     """Sign ``account`` in: a new session id every time, replacing any session this browser had.
+    The assurance level is decided now (``identity.assurance``) and kept with the session.
 
     The replaced session is ended like a logout (its relying parties are told through
     ``session_ended``): a relying party must never keep a session whose ``sid`` no longer
@@ -165,7 +155,7 @@ def start_session(account: Any, amr: list[str] | None = None, acr: str | None = 
     previous = current_session()
     if previous is not None:
         end_session(previous.sid)
-    sso = create(account.id, amr=amr, acr=acr or acr_for(account))
+    sso = create(account.id, amr=amr, acr=acr or assurance.acr_for(account))
     _cache()["sso"] = sso
     _cache()["account"] = account if account.is_active else None
     _set_cookie(sso.sid)

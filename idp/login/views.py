@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
 
 from idp.accounts import services as accounts
+from idp.db import commit
 from idp.errors import IdpError
 from idp.extensions import settings
 from idp.login import sessions
@@ -65,10 +66,12 @@ def login() -> Any:
     except IdpError as exc:
         if exc.status >= 500:
             raise
+        commit()  # the failure's audit rows
         headers = {"Retry-After": str(exc.data["retry_after"])} if "retry_after" in exc.data else {}
         form.password.data = ""
         return render_template("login/login.html", form=form, error=exc.message), exc.status, headers
     sessions.start_session(account)
+    commit()
     return _remember_device(make_response(redirect(next_url)), account)
 
 
@@ -89,6 +92,7 @@ def logout() -> Any:
             account = sessions.current_account()
             sessions.end_session(sso.sid)
             audit.record(audit.LOGOUT, actor=account.username if account else None)
+            commit()
         return render_template("login/logged_out.html")
     if sso is None:
         return redirect(url_for("login.home"))

@@ -15,13 +15,6 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-# Authentication context classes (OIDC Core §2 ``acr``). A relying party that needs a
-# real-name education cloud account (R-A2) asks for ACR_CLOUD in ``acr_values`` or is
-# registered with ``require_real_name``; members (R-A1) sign in with ACR_MEMBER.
-ACR_CLOUD = "urn:tw:edu:sso:acr:cloud"
-ACR_MEMBER = "urn:tw:edu:sso:acr:member"
-ACR_VALUES_SUPPORTED = (ACR_CLOUD, ACR_MEMBER)
-
 
 @dataclass(frozen=True)
 class Scope:
@@ -130,8 +123,3 @@ def claims_for(account: Any, scope: str, sub: str, client: Any = None) -> dict[s
     for row in describe(scope):
         out.update(row.resolve(account, client))
     return out
-
-
-def acr_for(account: Any) -> str:
-    """The context class an account's sign-in reaches: real-name cloud account or member."""
-    return ACR_CLOUD if getattr(account, "kind", None) == "cloud" else ACR_MEMBER

@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from idp.db import commit
 from idp.oidc import services
 from idp.oidc.keys import UnknownKey
 
@@ -24,7 +25,9 @@ def _when(ts: int | None) -> str:
               help="Only this algorithm (repeatable); default: every algorithm.")
 def rotate(alg: tuple[str, ...]) -> None:
     """Add a new active key per algorithm; the previous one is retired but still published."""
-    for new_kid, old_kid in services.rotate_signing_keys("cli", tuple(alg) or ("RS256", "ES256")):
+    pairs = services.rotate_signing_keys("cli", tuple(alg) or ("RS256", "ES256"))
+    commit()
+    for new_kid, old_kid in pairs:
         click.echo(f"new active key {new_kid}" + (f" (retired {old_kid})" if old_kid else ""))
 
 
@@ -50,6 +53,7 @@ def retire(kid: str) -> None:
     """Retire one key now (a new active key replaces it if it was the last of its algorithm)."""
     try:
         services.retire_signing_key("cli", kid)
+        commit()
     except UnknownKey as exc:
         raise click.ClickException(f"no key with kid {kid}") from exc
     click.echo(f"retired {kid}")

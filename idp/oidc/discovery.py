@@ -16,6 +16,7 @@ from authlib.oidc.rpinitiated import OpenIDProviderMetadata as EndSessionMetadat
 from flask import current_app
 
 from idp.extensions import settings
+from idp.identity import assurance
 from idp.oidc import claims, grants, subjects
 
 # OIDC Core §3.1.2.1 prompt values honoured; any other is answered with an error, never ignored.
@@ -46,7 +47,7 @@ def document() -> OpenIDProviderMetadata:
         "introspection_endpoint_auth_methods_supported": grants.CONFIDENTIAL_AUTH_METHODS,
         "claims_supported": claims.claims_supported(),
         "claim_types_supported": ["normal"],
-        "acr_values_supported": list(claims.ACR_VALUES_SUPPORTED),
+        "acr_values_supported": list(assurance.ACR_VALUES_SUPPORTED),
         "prompt_values_supported": list(PROMPTS_SUPPORTED),
         "ui_locales_supported": ["zh-TW", "en"],
         "claims_parameter_supported": False,

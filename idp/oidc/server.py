@@ -81,9 +81,10 @@ class ClientAuthentication(_ClientAuthentication):
 
     - one method per request (RFC 6749 §2.3): HTTP Basic together with a secret or an assertion in
       the body, or Basic for one client with ``client_id`` of another, is ``invalid_request``;
-    - failures are audited (for apps that exist) and limited per (client, address) (``client.auth``),
-      so a stolen client id cannot be ground against its secret from one place, while the app's own
-      server, elsewhere, keeps working.
+    - failures are audited (for apps that exist) and limited per (client, address) (``client.auth``):
+      past the allowance a wrong secret gets 429 instead of 401 (and no more audit rows), so a client
+      id cannot be ground against its secret from one place. Only failures touch the limiter: a
+      correct secret costs no store round trip, and keeps working from anywhere.
     """
 
     def authenticate(self, request: Any, methods: list[str], endpoint: str) -> Any:
@@ -100,20 +101,21 @@ class ClientAuthentication(_ClientAuthentication):
         if basic_id is not None and body_id and unquote(basic_id) != body_id:
             raise InvalidRequestError("'client_id' does not match the client that authenticated.")
         client_id = (unquote(basic_id) if basic_id is not None else body_id) or ""
-        key = f"{client_id[:64]}|{_remote_addr()}"
-        try:
-            ratelimit.check(ratelimit.client_auth(), key)
-        except RateLimited as exc:
-            raise TooManyClientFailures(exc.retry_after) from None
         try:
             return super().authenticate(request, methods, endpoint)
         except InvalidClientError:
-            if client_id and services.get_client(client_id) is not None:
-                ratelimit.count_failure(ratelimit.client_auth(), key)
-                audit.record(audit.CLIENT_AUTH_FAILED, client_id=client_id, endpoint=endpoint,
-                             method=presented[0] if presented else "none")
-            else:
+            if not client_id or services.get_client(client_id) is None:
                 log.info("client authentication failed at %s for an unknown client", endpoint)
+                raise
+            limit, key = ratelimit.client_auth(), f"{client_id[:64]}|{_remote_addr()}"
+            if ratelimit.count_failure(limit, key):
+                try:
+                    ratelimit.check(limit, key)
+                except RateLimited as exc:
+                    log.warning("client %s: too many failed authentications from one address", client_id)
+                    raise TooManyClientFailures(exc.retry_after) from None
+            audit.record(audit.CLIENT_AUTH_FAILED, client_id=client_id, endpoint=endpoint,
+                         method=presented[0] if presented else "none")
             raise
 
 

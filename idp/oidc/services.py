@@ -1,5 +1,8 @@
 """Rules behind the OIDC endpoints: codes, tokens and their families, consents (R-O1, R-L4).
 
+Like every service, these add and flush; the endpoint that called them commits (``idp.db.commit``),
+so a token row, the refresh token it replaces and the audit row of a replay are one transaction.
+
 Authorization codes are short-lived protocol state, so they live in the store (any process
 may redeem them, exactly once, through ``getdel``). Access and refresh tokens are opaque
 random strings kept in the database only as SHA-256 hashes. Every token issued from one code
@@ -30,12 +33,8 @@ NONCE_KEY = "oidc:nonce:"
 
 def get_account(account_id: int) -> Any:
     """The account, read through ``accounts.services`` (DESIGN: oidc never reads accounts directly)."""
-    try:
-        from idp.accounts.services import get_account as _get
-    except ImportError:  # pragma: no cover - the accounts service is written in parallel
-        from idp.accounts.models import Account
+    from idp.accounts.services import get_account as _get
 
-        return db.session.get(Account, account_id)
     return _get(account_id)
 
 
@@ -47,7 +46,7 @@ def get_client(client_id: str | None) -> Client | None:
     and checks one version number in the store per request; any write to a client bumps it
     (see ``_watch_client_writes``), so a rotated secret or a deleted client stops working at once
     in every process. The snapshot is detached from the session: change clients through
-    ``idp.admin.services``, never through this object.
+    ``idp.oidc.registration``, never through this object.
     """
     if not client_id:
         return None
@@ -243,7 +242,6 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
         refresh_revoked=False,
         refresh_used=False,
     ))
-    db.session.commit()
 
 
 def find_token(value: str, hint: str | None = None) -> Token | None:
@@ -266,7 +264,6 @@ def claim_refresh_token(token: Token) -> bool:
         .where(Token.id == token.id, Token.refresh_used.is_(False), Token.refresh_revoked.is_(False))
         .values(refresh_used=True)
     )
-    db.session.commit()
     return result.rowcount == 1
 
 
@@ -275,7 +272,6 @@ def revoke_family(family_id: str) -> int:
     result = db.session.execute(
         update(Token).where(Token.family_id == family_id).values(access_revoked=True, refresh_revoked=True)
     )
-    db.session.commit()
     return result.rowcount
 
 
@@ -287,7 +283,6 @@ def revoke_session_tokens(public_sid: str) -> int:
     count = db.session.execute(update(Token).where(session_tokens, ~offline)
                                .values(access_revoked=True, refresh_revoked=True)).rowcount
     count += db.session.execute(update(Token).where(session_tokens, offline).values(access_revoked=True)).rowcount
-    db.session.commit()
     return count
 
 
@@ -296,7 +291,6 @@ def revoke_token(token: Token) -> None:
     token.access_revoked = True
     if token.presented == "refresh_token":
         token.refresh_revoked = True
-    db.session.commit()
     audit.record(audit.TOKEN_REVOKED, client_id=token.client_id, kind=token.presented,
                  family_id=token.family_id)
 
@@ -306,7 +300,6 @@ def revoke_client_tokens(account_id: int, client_id: str) -> int:
         update(Token).where(Token.account_id == account_id, Token.client_id == client_id)
         .values(access_revoked=True, refresh_revoked=True)
     )
-    db.session.commit()
     return result.rowcount
 
 
@@ -334,7 +327,6 @@ def grant_consent(account_id: int, client_id: str, scope: str) -> None:
         db.session.add(row)
     granted = list(dict.fromkeys(row.scope.split() + scope.split()))
     row.scope = " ".join(granted)
-    db.session.commit()
     audit.record(audit.CONSENT_GRANTED, actor=str(account_id), client_id=client_id, scope=row.scope)
 
 
@@ -351,7 +343,6 @@ def revoke_consent(account_id: int, client_id: str) -> bool:
     if row is None:
         return False
     db.session.delete(row)
-    db.session.commit()
     count = revoke_client_tokens(account_id, client_id)
     audit.record(audit.CONSENT_REVOKED, actor=str(account_id), client_id=client_id, tokens_revoked=count)
     return True

@@ -28,8 +28,10 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
+from idp.db import commit
 from idp.errors import IdpError
 from idp.extensions import csrf
+from idp.identity import assurance
 from idp.oidc import claims, discovery, services, subjects
 from idp.oidc.forms import ConsentForm, LogoutForm, RevokeAppForm
 from idp.oidc.logout import hint_is_for
@@ -114,15 +116,7 @@ def _needs_login(sso: Any, account: Any, prompts: set[str], max_age: int | None)
 
 
 def _wants_real_name(client: Any) -> bool:
-    return bool(client.require_real_name) or claims.ACR_CLOUD in request.args.get("acr_values", "").split()
-
-
-def _is_real_name(account: Any) -> bool:
-    """A cloud account backed by a person a trusted source knows (R-A2, R-A3): the account kind
-    alone is not enough, an account whose person link is missing cannot vouch for a name."""
-    from idp.identity import services as identity
-
-    return bool(account.is_real_name) and identity.has_identity(account.id)
+    return bool(client.require_real_name) or assurance.ACR_CLOUD in request.args.get("acr_values", "").split()
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
@@ -178,7 +172,7 @@ def authorize() -> Any:
         return redirect(sessions.login_url(next_url, force=account is not None, switch=switching,
                                            login_hint=request.args.get("login_hint")))
 
-    if _wants_real_name(client) and not _is_real_name(account):
+    if _wants_real_name(client) and not assurance.is_real_name(sso.acr):  # decided at sign-in (R-A3)
         return render_template("oidc/real_name_required.html", client=client), 403
 
     scope = grant.request.scope
@@ -195,10 +189,11 @@ def authorize() -> Any:
         if not form.allow.data:
             return server.create_authorization_response(grant=grant, grant_user=None)
         services.grant_consent(account.id, client.client_id, scope)
+        commit()
 
     grant.request.sso = sso
     grant.request.sub = subjects.subject_for(client, account)
-    grant.request.acr = claims.acr_for(account)  # the account's kind decides (R-A3), not the session
+    grant.request.acr = sso.acr
     response = server.create_authorization_response(grant=grant, grant_user=account)
     if response.status_code == 302 and "code" in parse_qs(urlsplit(response.location or "").query):
         sessions.add_client(sso.sid, client.client_id)
@@ -212,6 +207,7 @@ def authorize() -> Any:
 @csrf.exempt
 def token() -> Response:
     response = oauth().create_token_response()
+    commit()  # the tokens, or what a failure recorded (a replay's revocation, an audit row)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
@@ -257,13 +253,16 @@ def eduinfo() -> Response:
 @bp.post("/oauth/revoke")
 @csrf.exempt
 def revoke() -> Response:
-    return oauth().create_endpoint_response("revocation")
+    response = oauth().create_endpoint_response("revocation")
+    commit()
+    return response
 
 
 @bp.post("/oauth/introspect")
 @csrf.exempt
 def introspect() -> Response:
     response = oauth().create_endpoint_response("introspection")
+    commit()  # failed client authentications are audited
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -292,6 +291,7 @@ def end_session() -> Any:
         except ValidationError as exc:
             raise CSRFError(str(exc)) from exc
     response = server.create_endpoint_response("end_session", req)
+    commit()  # the ended session's tokens are revoked
     return response or render_template("oidc/logged_out.html", client=req.client)
 
 
@@ -305,6 +305,7 @@ def apps() -> Any:
     form = RevokeAppForm()
     if form.validate_on_submit():
         services.revoke_consent(sso.account_id, form.client_id.data)
+        commit()
         return redirect(url_for("oidc.apps"))
     return render_template("oidc/apps.html", consents=services.list_consents(sso.account_id),
                            describe=claims.describe, form=form)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import has_request_context, request
 
 from idp.extensions import db
@@ -37,17 +38,37 @@ ACCOUNT_CREATED = "account.created"
 PASSWORD_REHASHED = "password.rehashed"
 IDENTITY_LOOKUP = "identity.lookup"
 IDENTITY_VIEWED = "identity.viewed"
+IDENTITY_LINKED = "identity.linked"
+IDENTITY_UNLINKED = "identity.unlinked"
 CONFLICT_RESOLVED = "identity.conflict_resolved"
 
 
-def record(event: str, actor: str | None = None, client_id: str | None = None, commit: bool = True,
-           **data: Any) -> AuditEvent:
-    """Write one audit row (committed unless ``commit=False``) and one log line."""
+def record(event: str, actor: str | None = None, client_id: str | None = None, **data: Any) -> AuditEvent:
+    """Add one audit row to the caller's transaction (it is kept if the flow commits, gone with it
+    if it fails) and write one log line."""
     ip = request.remote_addr if has_request_context() else None
     row = AuditEvent(event=event, actor=actor, ip=ip, client_id=client_id, data=data)
     db.session.add(row)
-    if commit:
-        db.session.commit()
     log.info("%s actor=%s client=%s ip=%s %s", event, actor, client_id, ip,
              " ".join(f"{k}={v}" for k, v in sorted(data.items())))
     return row
+
+
+# -- reading the trail (the operator console) --------------------------------------------------
+def events(*, event: str | None = None, actor: str | None = None, client_id: str | None = None,
+           before_id: int | None = None, limit: int = 50) -> list[AuditEvent]:
+    """Newest first, filtered, paged by id (stable while new events arrive)."""
+    q = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if event:
+        q = q.where(AuditEvent.event.startswith(event))
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if client_id:
+        q = q.where(AuditEvent.client_id == client_id)
+    if before_id:
+        q = q.where(AuditEvent.id < before_id)
+    return list(db.session.scalars(q))
+
+
+def event_names() -> list[str]:
+    return list(db.session.scalars(sa.select(AuditEvent.event).distinct().order_by(AuditEvent.event)))

@@ -58,6 +58,7 @@ def test_authenticate_returns_the_account_and_audits(app) -> None:
         assert services.authenticate(" Teacher9 ", "Long-Enough-1", "192.0.2.7") is account
         with pytest.raises(services.InvalidCredentials):
             services.authenticate("teacher9", "wrong-password", "192.0.2.7")
+        db.session.commit()  # as the login view does, success or failure
     rows = db.session.execute(db.select(AuditEvent).where(AuditEvent.event.like("login.%"))
                               .order_by(AuditEvent.id)).scalars().all()
     assert [(r.event, r.actor) for r in rows] == [("login.success", "Teacher9"), ("login.failure", "teacher9")]

@@ -1,32 +1,19 @@
-"""Helpers for the operator console tests (a uniquely named module, like ``login_helpers``)."""
+"""Helpers for the operator console tests: the console's sign-in, an app form, client credentials."""
 
 from __future__ import annotations
 
 import base64
-import re
 
 from flask.testing import FlaskClient
+from helpers import csrf_from, post_form  # noqa: F401 - re-exported for the admin tests
+from helpers import login as _login
 
 OPERATOR_PASSWORD = "Operator-Pass-2026"
 
 
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
 def sign_in(client: FlaskClient, username: str, password: str = OPERATOR_PASSWORD) -> None:
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    resp = client.post("/login", data={"username": username, "password": password, "next": "/",
-                                       "csrf_token": token})
+    resp = _login(client, username, password)
     assert resp.status_code == 302, resp.get_data(as_text=True)
-
-
-def post_form(client: FlaskClient, path: str, data: dict, page: str | None = None):
-    """GET the page (for its CSRF token) then POST the form as a browser would."""
-    token = csrf_from(client.get(page or path).get_data(as_text=True))
-    return client.post(path, data={**data, "csrf_token": token})
 
 
 def client_credentials(client: FlaskClient, client_id: str, secret: str):

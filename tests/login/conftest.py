@@ -1,9 +1,9 @@
-"""Login fixtures: accounts made through the real service."""
+"""Login fixtures: accounts made through the real service (its rules and audit), not a factory."""
 
 from __future__ import annotations
 
 import pytest
-from login_helpers import PASSWORD
+from helpers import PASSWORD
 
 from idp.accounts.services import create_account
 from idp.extensions import db

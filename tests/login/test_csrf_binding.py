@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from login_helpers import PASSWORD, csrf_token, login
+from helpers import PASSWORD, csrf_token, login
 
 
 def _session_cookie(client) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from login_helpers import PASSWORD, csrf_token, login
+from helpers import PASSWORD, csrf_token, login
 
 from idp import create_app
 from idp.accounts.models import Account
@@ -298,6 +298,7 @@ def test_end_session_announces_the_apps_that_took_part(client, student, app) -> 
         sessions.add_client(sid, "app-two")
         with sessions.session_ended.connected_to(listener):
             ended = sessions.end_session(sid)
+        db.session.commit()  # as the logout view does
     assert ended == {"app-one", "app-two"}
     # Announced by its public sid: listeners (logout tokens, token revocation) never see the cookie's value.
     assert heard == [{"sid": sessions.public_sid(sid), "client_ids": {"app-one", "app-two"},
@@ -317,17 +318,23 @@ def test_account_disabled_during_a_session_is_signed_out(client, student) -> Non
 
 
 def test_session_records_how_and_at_what_level(client, student, app) -> None:
-    """R-A3, R-L1: a password login of a cloud account records amr=pwd and the cloud acr the OIDC side uses."""
-    from idp.login import sessions
-    from idp.oidc import claims
+    """R-A2, R-A3: a password sign-in records amr=pwd; only a cloud account linked to a known person reaches cloud."""
+    import factories
 
-    assert (sessions.ACR_CLOUD, sessions.ACR_MEMBER) == (claims.ACR_CLOUD, claims.ACR_MEMBER)
-    login(client, "student1", PASSWORD)
-    sid = client.get_cookie("idp_sso").value
-    with app.test_request_context(headers={"Cookie": f"idp_sso={sid}"}):
-        sso = sessions.current_session()
-    assert sso is not None and sso.account_id == student.id
-    assert sso.amr == ["pwd"] and sso.acr == "urn:tw:edu:sso:acr:cloud"
+    from idp.identity import services as identity
+    from idp.login import sessions
+
+    def level() -> tuple[list[str], str]:
+        login(client, "student1", PASSWORD)
+        with app.test_request_context(headers={"Cookie": f"idp_sso={client.get_cookie('idp_sso').value}"}):
+            sso = sessions.current_session()
+        assert sso is not None and sso.account_id == student.id
+        return sso.amr, sso.acr
+
+    assert level() == (["pwd"], "urn:tw:edu:sso:acr:member")  # "cloud" in name only: no person behind it
+    identity.link_account(factories.person("A123456789"), student, actor="test")
+    db.session.commit()
+    assert level() == (["pwd"], "urn:tw:edu:sso:acr:cloud")
 
 
 def test_forced_login_asks_the_same_person_for_the_password(client, student) -> None:

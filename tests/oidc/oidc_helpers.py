@@ -10,23 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from idp.accounts.models import Account
+from factories import CLIENT_SECRET
+from helpers import csrf_from, sign_in  # noqa: F401 - re-exported for the OIDC tests
+
 from idp.oidc.models import Client
 
 REDIRECT = "https://rp.example.org/callback"
 PUBLIC_REDIRECT = "http://127.0.0.1:8765/cb"
-SECRET = "rp-secret-" + "x" * 30
-
-
-def sign_in(browser, account: Account, auth_time: int | None = None) -> str:
-    """Give the test browser an SSO session for ``account`` (as the login page would); return its sid."""
-    from flask import current_app
-
-    from idp.login import sessions
-
-    sso = sessions.create(account.id, auth_time)
-    browser.set_cookie(current_app.extensions["idp.settings"].sso_cookie, sso.sid, domain="localhost")
-    return sso.sid
+SECRET = CLIENT_SECRET
 
 
 def pkce() -> tuple[str, str]:
@@ -64,7 +55,7 @@ def get_code(browser, client: Client, *, path: str = "/oauth/authorize", consent
     params, verifier = authorize_params(client, **extra)
     resp = browser.get(path, query_string=params)
     if resp.status_code == 200 and consent:
-        token = _csrf(resp.get_data(as_text=True))
+        token = csrf_from(resp.get_data(as_text=True))
         resp = browser.post("/oauth/authorize", query_string=params, data={"csrf_token": token, "allow": "y"})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
     got = query(resp.headers["Location"])
@@ -73,13 +64,7 @@ def get_code(browser, client: Client, *, path: str = "/oauth/authorize", consent
     return Flow(got["code"], verifier if "code_challenge" in params else None, params.get("nonce", ""), params)
 
 
-def _csrf(html: str) -> str:
-    marker = 'name="csrf_token" type="hidden" value="'
-    start = html.index(marker) + len(marker)
-    return html[start:html.index('"', start)]
-
-
-csrf_token_from = _csrf
+csrf_token_from = csrf_from
 
 
 def redeem(browser, client: Client, flow: Flow, *, secret: str | None = SECRET, path: str = "/oauth/token",

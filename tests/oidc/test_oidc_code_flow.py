@@ -6,6 +6,7 @@ import hashlib
 import json
 from urllib.parse import unquote
 
+from helpers import PASSWORD
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from oidc_helpers import (
@@ -71,8 +72,9 @@ def test_authorization_response_carries_iss(client, rp, account) -> None:
     assert query(resp.headers["Location"])["iss"] == "http://localhost"
 
 
-def test_id_token_claims_and_signature(client, rp, account) -> None:
+def test_id_token_claims_and_signature(client, rp, account, link_person) -> None:
     """R-O1: the ID token has iss, sub, aud list, integer times, nonce, acr, amr, sid, at_hash, jti and a kid."""
+    link_person(account, "A123456789")  # a real-name account: acr cloud
     sid = sign_in(client, account)
     flow = get_code(client, rp)
     body = redeem(client, rp, flow).get_json()
@@ -305,7 +307,7 @@ def test_whole_sign_in_through_the_hosted_login_page(client, rp, account) -> Non
     html = login_page.get_data(as_text=True)
     next_url = query(resp.headers["Location"])["next"]
     resp = client.post("/login", data={"csrf_token": csrf_token_from(html), "username": "student1",
-                                       "password": "correct horse", "next": next_url, "force": ""})
+                                       "password": PASSWORD, "next": next_url, "force": ""})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
     consent = client.get(resp.headers["Location"])
     assert consent.status_code == 200 and rp.name in consent.get_data(as_text=True)

@@ -86,10 +86,11 @@ def test_guid_is_keyed_pairwise_and_follows_the_person(client, make_client, make
     assert guid_a != guid_b and len(guid_a) >= 43
     assert guid_a not in {hashlib.sha256(PUPIL_ID.encode()).hexdigest(), PUPIL_ID}
     # The person's account is replaced (e.g. re-applied after deletion): the app still finds its records.
+    from idp.identity import services as identity
+
     newer = make_account("student2")
-    person.account_id = None
-    db.session.commit()
-    person.account_id = newer.id
+    identity.unlink_account(person, actor="operator1", reason="account deleted")
+    identity.link_account(person, newer, actor="student2")
     db.session.commit()
     sign_in(client, newer)
     again = client.get("/oauth/userinfo", headers=_bearer(_tokens(client, a, "openid guid"))).get_json()
@@ -115,6 +116,7 @@ def test_real_name_needs_a_resolved_identity(client, make_client, account, link_
     refused = client.get("/oauth/authorize", query_string=authorize_params(rp)[0])
     assert refused.status_code == 403 and 'data-error="real_name_required"' in refused.get_data(as_text=True)
     link_person(account, PUPIL_ID, PUPIL)
+    sign_in(client, account)  # the level is decided at sign-in: the next sign-in reaches it
     assert redeem(client, rp, get_code(client, rp)).status_code == 200
 
 

@@ -14,6 +14,8 @@ from oidc_helpers import authorize_params, csrf_token_from, get_code, query, red
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from idp.extensions import db
+
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[dict]]]:
@@ -159,6 +161,7 @@ def test_logout_from_the_idp_itself_notifies_relying_parties(app, client, make_c
     sessions = importlib.import_module("idp.login.sessions")
     with app.test_request_context("/logout"):
         assert rp.client_id in sessions.end_session(sid)
+        db.session.commit()
     assert len(_wait_for(received)) == 1
     assert jwt.decode(received[0]["logout_token"],
                       KeySet.import_key_set(client.get("/oauth/jwks").get_json())).claims["sid"] == \

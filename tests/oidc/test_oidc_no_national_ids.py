@@ -13,6 +13,7 @@ import logging
 
 from oidc_helpers import basic, get_code, redeem, sign_in
 
+from idp.extensions import db
 from idp.identity.nationalid import NationalId
 from idp.sources import resolver
 from idp.sources.base import AffiliationRecord, PersonRecord
@@ -37,6 +38,7 @@ def test_full_flow_never_shows_the_national_id(client, make_client, account, lin
     link_person(account, PUPIL_ID, AffiliationRecord("014601", "學生", grade=3, class_no="05", class_name="三年五班"))
     resolver.merge_batch("proxy", [PersonRecord("proxy", NationalId.parse(PUPIL_ID), "王小明",
                                                 birth_month_day="0521")])
+    db.session.commit()
     sign_in(client, account)
     client.get("/")
     tokens = redeem(client, rp, get_code(client, rp, scope=scopes)).get_json()

@@ -13,7 +13,7 @@ from idp.extensions import db
 from idp.identity import protection
 from idp.identity.models import IdentityConflict, Person, RosterEntry, RosterUpload
 from idp.identity.protection import Protector
-from idp.identity.services import find_person, resolve_conflict, rotate_keys
+from idp.identity.services import close_conflict, find_person, rotate_keys
 from idp.sources import generator as gen
 from idp.sources.resolver import merge_batch
 
@@ -127,7 +127,7 @@ def test_operator_resolves_conflict(app: Flask, people: list[gen.SyntheticPerson
         merge_batch("b", [PersonRecord("b", nid, "另一名", p.birth_date)])
         conflict = db.session.scalar(sa.select(IdentityConflict))
         assert conflict.status == "open" and conflict.field == "name"
-        resolve_conflict(conflict.id, "operator1", "checked household register", name="另一名")
+        close_conflict(conflict.id, "operator1", "checked household register", name="另一名")
         assert find_person(p.national_id.lower()).name == "另一名"
         assert conflict.status == "resolved" and conflict.resolved_by == "operator1"
 
@@ -145,7 +145,7 @@ def test_resolved_conflict_stays_resolved_until_a_source_changes(app: Flask, peo
         merge_batch("a", [a])
         merge_batch("b", [b])
         conflict = db.session.scalar(sa.select(IdentityConflict))
-        resolve_conflict(conflict.id, "operator1", "checked household register", name="另一名")
+        close_conflict(conflict.id, "operator1", "checked household register", name="另一名")
         db.session.commit()
         assert merge_batch("a", [a]) == {"records": 1, "new_persons": 0, "conflicts": 0}
         assert merge_batch("b", [b]) == {"records": 1, "new_persons": 0, "conflicts": 0}

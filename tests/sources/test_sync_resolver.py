@@ -12,6 +12,7 @@ from flask import Flask
 from idp.accounts.models import Account
 from idp.extensions import db
 from idp.identity import protection
+from idp.identity import services as identity_services
 from idp.identity.models import Affiliation, IdentityConflict, Person, SourceCursor, SourceRecord
 from idp.identity.nationalid import NationalId, check_digit
 from idp.sources import generator as gen
@@ -146,7 +147,7 @@ def test_transfer_updates_affiliation_keeps_account(app: Flask, feeds: dict[str,
         db.session.add(account)
         db.session.flush()
         person = db.session.scalar(sa.select(Person).where(Person.blind_index == _bi(kid["sid"])))
-        person.account_id = account.id
+        identity_services.link_account(person, account, actor="test")
         db.session.commit()
         moved = {**kid, "sch_code": "649999", "grade": 7, "class_no": "701", "class_title": "七年忠班"}
         feeds["county"].raws.append(moved)

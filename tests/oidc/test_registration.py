@@ -1,4 +1,6 @@
-"""Registration rules shared by the console and the CLI (R-O3, issue 2 item 9)."""
+"""Registration rules shared by the console and the CLI (R-O3, issue 2 item 9).
+
+The services flush; like the console and the CLI, each test commits before a request uses the result."""
 
 from __future__ import annotations
 
@@ -6,17 +8,21 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from admin_helpers import client_credentials
 from joserfc.jwk import RSAKey
+from oidc_helpers import basic
 
-from idp.admin import services
 from idp.extensions import db
+from idp.oidc import registration as services
 from idp.oidc.models import Client, Consent, Token
 from idp.security.models import AuditEvent
 
 WEB_APP = {"name": "School App", "redirect_uris": ["https://app.example.edu.tw/callback"],
            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
            "scope": "openid profile"}
+
+
+def client_credentials(client, client_id: str, secret: str):
+    return client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=basic(client_id, secret))
 
 
 def _events(name: str) -> list[AuditEvent]:
@@ -26,6 +32,7 @@ def _events(name: str) -> list[AuditEvent]:
 def test_create_gives_the_secret_once_and_stores_a_hash(app, client) -> None:
     """R-O3: a confidential app gets a 256-bit secret in clear only at creation; the row keeps a hash."""
     reg = services.create_client(WEB_APP, "op1")
+    db.session.commit()
     assert reg.secret and len(reg.secret) >= 43
     row = db.session.scalar(sa.select(Client).where(Client.client_id == reg.client.client_id))
     assert reg.secret not in (row.client_secret_hash or "")
@@ -126,22 +133,26 @@ def test_update_changes_only_given_fields_and_moves_the_secret_with_the_method(a
 def test_rotated_secret_replaces_the_old_one_at_once(app, client) -> None:
     """R-O3: after a rotation the old secret fails and the new one works, with no restart."""
     reg = services.create_client(WEB_APP, "op1")
+    db.session.commit()
     cid = reg.client.client_id
     assert client_credentials(client, cid, reg.secret).status_code == 200  # the client is now cached
     new = services.rotate_secret(cid, "op1").secret
+    db.session.commit()
     assert client_credentials(client, cid, reg.secret).status_code == 401
     assert client_credentials(client, cid, new).status_code == 200
     assert len(_events("client.secret_rotated")) == 1
 
 
-def test_delete_revokes_tokens_and_forgets_consents(app, client, pupil) -> None:
+def test_delete_revokes_tokens_and_forgets_consents(app, client, account) -> None:
     """R-O3: a deleted app's tokens stop working at once and the consents given to it are gone."""
     reg = services.create_client(WEB_APP, "op1")
+    db.session.commit()
     cid = reg.client.client_id
     assert client_credentials(client, cid, reg.secret).status_code == 200
-    db.session.add(Consent(account_id=pupil.id, client_id=cid, scope="openid profile"))
+    db.session.add(Consent(account_id=account.id, client_id=cid, scope="openid profile"))
     db.session.commit()
     counts = services.delete_client(cid, "op1")
+    db.session.commit()
     assert counts == {"tokens_revoked": 1, "consents_removed": 1}
     assert db.session.scalar(sa.select(Token.access_revoked).where(Token.client_id == cid)) is True
     assert client_credentials(client, cid, reg.secret).status_code == 401

@@ -1,4 +1,4 @@
-"""Operator rules for relying-party registrations, signing keys and identity look-ups (R-O3, R-S).
+"""Relying-party registrations: the rules every door applies (R-O3).
 
 The console and the ``flask clients`` commands both come here, so a registration is checked by
 one set of rules whichever door it came through:
@@ -28,12 +28,11 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from joserfc.jwk import KeySet
 
-from idp.errors import IdpError, NotFound
+from idp.errors import InvalidField, NotFound
 from idp.extensions import db
 from idp.oidc import claims
 from idp.oidc.models import Client, Consent, Token
 from idp.security import audit
-from idp.security.models import AuditEvent
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
@@ -63,15 +62,10 @@ DEFAULTS: dict[str, Any] = {
 FIELDS = tuple(DEFAULTS)
 
 
-class InvalidRegistration(IdpError):
+class InvalidRegistration(InvalidField):
     """A registration an operator typed breaks a rule; ``field`` names the input to fix."""
 
-    status = 400
     code = "invalid_client_metadata"  # RFC 7591 §3.2.2
-
-    def __init__(self, field: str, message: Any) -> None:
-        super().__init__(message, field=field)
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -272,9 +266,7 @@ def create_client(data: dict[str, Any], actor: str, client_id: str | None = None
     client.set_secret(secret)
     db.session.add(client)
     db.session.flush()
-    audit.record(audit.CLIENT_CREATED, actor=actor, client_id=client.client_id, commit=False,
-                 **_audit_fields(values))
-    db.session.commit()
+    audit.record(audit.CLIENT_CREATED, actor=actor, client_id=client.client_id, **_audit_fields(values))
     return Registered(client, secret)
 
 
@@ -295,9 +287,9 @@ def update_client(client_id: str, data: dict[str, Any], actor: str) -> Registere
     elif method not in SECRET_METHODS and client.client_secret_hash:
         client.set_secret(None)
     if changed or secret:
-        audit.record(audit.CLIENT_UPDATED, actor=actor, client_id=client_id, commit=False, changed=changed,
+        audit.record(audit.CLIENT_UPDATED, actor=actor, client_id=client_id, changed=changed,
                      new_secret=bool(secret))
-    db.session.commit()
+    db.session.flush()
     return Registered(client, secret)
 
 
@@ -310,8 +302,8 @@ def rotate_secret(client_id: str, actor: str) -> Registered:
                                      method=client.token_endpoint_auth_method))
     secret = new_secret()
     client.set_secret(secret)
-    audit.record(audit.CLIENT_SECRET_ROTATED, actor=actor, client_id=client_id, commit=False)
-    db.session.commit()
+    audit.record(audit.CLIENT_SECRET_ROTATED, actor=actor, client_id=client_id)
+    db.session.flush()
     return Registered(client, secret)
 
 
@@ -325,8 +317,8 @@ def delete_client(client_id: str, actor: str) -> dict[str, int]:
     consents = db.session.execute(sa.delete(Consent).where(Consent.client_id == client_id)).rowcount
     db.session.delete(client)
     counts = {"tokens_revoked": revoked, "consents_removed": consents}
-    audit.record(audit.CLIENT_DELETED, actor=actor, client_id=client_id, commit=False, **counts)
-    db.session.commit()
+    audit.record(audit.CLIENT_DELETED, actor=actor, client_id=client_id, **counts)
+    db.session.flush()
     return counts
 
 
@@ -335,136 +327,3 @@ def _audit_fields(values: dict[str, Any]) -> dict[str, Any]:
     return {"name": values["name"], "redirect_uris": values["redirect_uris"], "grant_types": values["grant_types"],
             "scope": values["scope"], "auth_method": values["token_endpoint_auth_method"],
             "require_real_name": values["require_real_name"]}
-
-
-# -- audit trail -----------------------------------------------------------------------------
-def audit_events(*, event: str | None = None, actor: str | None = None, client_id: str | None = None,
-                 before_id: int | None = None, limit: int = 50) -> list[AuditEvent]:
-    """Newest first, filtered, paged by id (stable while new events arrive)."""
-    q = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if event:
-        q = q.where(AuditEvent.event.startswith(event))
-    if actor:
-        q = q.where(AuditEvent.actor == actor)
-    if client_id:
-        q = q.where(AuditEvent.client_id == client_id)
-    if before_id:
-        q = q.where(AuditEvent.id < before_id)
-    return list(db.session.scalars(q))
-
-
-def audit_event_names() -> list[str]:
-    return list(db.session.scalars(sa.select(AuditEvent.event).distinct().order_by(AuditEvent.event)))
-
-
-# -- identities (issue 3 item 9) ------------------------------------------------------------
-@dataclass(frozen=True)
-class PersonView:
-    """What an operator sees about one person: no national ID, only who, where and from whom."""
-
-    person: Any
-    affiliations: list[Any]
-    records: list[Any]
-    conflicts: list[Any]
-    account: Any
-    school_names: dict[str, str]
-
-
-def lookup_person(raw_id: str, actor: str) -> Any | None:
-    """Find a person by a typed national ID. The number is hashed here and goes no further: the
-    audit row names the person found, or only a truncated blind index when nobody matched.
-    Each operator has an hourly allowance (``nationalid.lookup``) so that a stolen operator
-    session cannot walk the ID space."""
-    from idp.identity import services as identity
-    from idp.security import ratelimit
-
-    limit = ratelimit.nationalid_lookup()
-    ratelimit.check(limit, actor)
-    bi = identity.index_of(raw_id)  # InvalidNationalId (400) says what is wrong with the number
-    ratelimit.count_failure(limit, actor)  # every well-formed look-up uses the allowance
-    person = identity.person_by_index(bi)
-    audit.record(audit.IDENTITY_LOOKUP, actor=actor, found=person is not None,
-                 **({"person_id": person.id} if person is not None else {"blind_index_prefix": bi[:12]}))
-    return person
-
-
-def person_view(person_id: int, actor: str, *, counted: bool = False) -> PersonView:
-    """One person's affiliations (current and past), what each source said, and open conflicts.
-
-    Opening a person page uses the operator's look-up allowance like a look-up by ID does (walking
-    ``/admin/people/<id>`` must not be a way around it), unless it is the page a look-up just led
-    to (``counted``: that look-up was counted already)."""
-    from idp.accounts.services import get_account
-    from idp.identity.models import Affiliation, IdentityConflict, Person, SourceRecord
-    from idp.security import ratelimit
-
-    if not counted:
-        limit = ratelimit.nationalid_lookup()
-        ratelimit.check(limit, actor)
-        ratelimit.count_failure(limit, actor)
-
-    person = db.session.get(Person, person_id)
-    if person is None:
-        raise NotFound()
-    affiliations = list(db.session.scalars(
-        sa.select(Affiliation).where(Affiliation.person_id == person_id)
-        .order_by(Affiliation.status, Affiliation.last_seen.desc())))
-    records = list(db.session.scalars(sa.select(SourceRecord).where(SourceRecord.blind_index == person.blind_index)
-                                      .order_by(SourceRecord.source)))
-    conflicts = list(db.session.scalars(sa.select(IdentityConflict).where(
-        IdentityConflict.blind_index == person.blind_index).order_by(IdentityConflict.id.desc())))
-    audit.record(audit.IDENTITY_VIEWED, actor=actor, person_id=person_id)
-    from idp.schools.services import names
-
-    return PersonView(person, affiliations, records, conflicts, get_account(person.account_id),
-                      names({a.school_code for a in affiliations}))
-
-
-def open_conflicts(limit: int = 100) -> list[tuple[Any, Any]]:
-    """Open conflicts, oldest first, each with its person (or None if the person is gone)."""
-    from idp.identity import services as identity
-    from idp.identity.models import Person
-
-    conflicts = identity.open_conflicts(limit)
-    people = {p.blind_index: p for p in db.session.scalars(
-        sa.select(Person).where(Person.blind_index.in_({c.blind_index for c in conflicts})))} if conflicts else {}
-    return [(c, people.get(c.blind_index)) for c in conflicts]
-
-
-def get_conflict(conflict_id: int) -> tuple[Any, Any]:
-    from idp.identity.models import IdentityConflict
-    from idp.identity.services import person_by_index
-
-    conflict = db.session.get(IdentityConflict, conflict_id)
-    if conflict is None:
-        raise NotFound()
-    return conflict, person_by_index(conflict.blind_index)
-
-
-def resolve_conflict(conflict_id: int, chosen: str, note: str, actor: str) -> Any:
-    """Close a conflict with the value the operator confirmed (one the sources gave), and a note."""
-    import datetime as dt
-
-    from idp.identity import services as identity
-
-    conflict, person = get_conflict(conflict_id)
-    if conflict.status != "open":
-        raise InvalidRegistration("chosen", _l("This conflict was already resolved."))
-    if chosen not in set(conflict.values.values()):
-        raise InvalidRegistration("chosen", _l("Choose one of the values the sources gave."))
-    note = (note or "").strip()
-    if not note:
-        raise InvalidRegistration("note", _l("Say how you confirmed the value (for the audit trail)."))
-    values: dict[str, Any] = {}
-    if conflict.field == "name":
-        values["name"] = chosen
-    elif len(chosen) == 10:  # a full date, or a source's month-day ("MMDD")
-        values["birth_date"] = dt.date.fromisoformat(chosen)
-    else:
-        values["birth_month_day"] = chosen
-    identity.resolve_conflict(conflict_id, actor, note[:2000], **values)
-    audit.record(audit.CONFLICT_RESOLVED, actor=actor, commit=False, conflict_id=conflict_id, field=conflict.field,
-                 person_id=person.id if person is not None else None,
-                 source=sorted(s for s, v in conflict.values.items() if v == chosen))
-    db.session.commit()
-    return conflict
