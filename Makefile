@@ -31,7 +31,7 @@ install: $(STAMP) ## Create .venv and install the package with its test tools (p
 run: $(STAMP) ## Serve the provider (http://127.0.0.1:5000) and the demo app (http://127.0.0.1:5001) with demo data; Ctrl-C stops both
 	$(RUN_ENV) $(FLASK) db upgrade
 	$(RUN_ENV) $(FLASK) demo load --rp-url http://127.0.0.1:$(RP_PORT)
-	@echo "Provider:  http://127.0.0.1:$(IDP_PORT)   (student / Student-Demo-2026)"
+	@echo "Provider:  http://127.0.0.1:$(IDP_PORT)   (student / Pupil-Demo-2026)"
 	@echo "Demo app:  http://127.0.0.1:$(RP_PORT)    Ctrl-C stops both."
 	@export $(RUN_ENV); pids=""; \
 	trap 'kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
@@ -48,11 +48,18 @@ python-deps: ## Install Debian's python3 and python3-venv if missing (to create 
 	  { $(APT) update -qq && $(APT) install -y -qq python3 python3-venv; } || \
 	  { echo "ERROR: could not install them: as root, run: apt-get install python3 python3-venv" >&2; exit 1; }; }
 
-browser-deps: ## Install Debian's chromium and fonts-noto-cjk if missing (browser tests)
+browser-deps: ## Install Debian's chromium and fonts-noto-cjk, and axe-core (npm, into node_modules/), if missing (browser tests)
 	@dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium and fonts-noto-cjk (apt-get): needed by the browser tests"; \
 	  { $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk; } || \
 	  { echo "ERROR: could not install them: as root, run: apt-get install chromium fonts-noto-cjk" >&2; exit 1; }; }
+	@test -f node_modules/axe-core/axe.min.js || { \
+	  command -v npm >/dev/null 2>&1 || { echo "Installing Debian's npm (apt-get): needed to fetch axe-core"; \
+	    { $(APT) update -qq && $(APT) install -y -qq npm; } || \
+	    { echo "ERROR: could not install npm: as root, run: apt-get install npm" >&2; exit 1; }; }; \
+	  echo "Installing axe-core 4 (npm) into node_modules/: the browser tests' accessibility checks"; \
+	  npm install --no-save --no-audit --no-fund --silent axe-core@4 || \
+	  { echo "ERROR: npm install axe-core@4 failed" >&2; exit 1; }; }
 
 test: test-pg test-embedded ## Run every test: on PostgreSQL + Redis (with live and browser tests), then on SQLite + in-process store
 

@@ -22,9 +22,11 @@ from idp.store import make_store
 # Feature packages, initialised in this order. Later ones may rely on earlier ones.
 PACKAGES = (
     "idp.security",
+    "idp.notify",
     "idp.accounts",
     "idp.schools",
     "idp.identity",
+    "idp.support",
     "idp.sources",
     "idp.oidc",
     "idp.login",

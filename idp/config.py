@@ -49,6 +49,7 @@ class Settings:
     argon2_parallelism: int
     default_locale: str
     locales: list[str]
+    time_zone: str
     login_free_failures: int
     login_failures_per_account: int
     login_failures_per_ip: int
@@ -56,8 +57,14 @@ class Settings:
     login_max_delay: int
     device_cookie_lifetime: int
     client_auth_failures_per_address: int
+    account_inactivity_days: int
+    recover_failures_per_ip: int
+    recover_failures_per_id: int
     nationalid_lookups_per_operator: int
     rate_limit_when_store_down: str
+    captcha_lifetime: int
+    captcha_failures_per_address: int
+    captcha_failure_window: int
     backchannel_logout_timeout: float
     max_request_body: int
     request_header_timeout: float
@@ -67,11 +74,27 @@ class Settings:
     support_phone: str
     support_email: str
     support_hours: str
+    support_reports_per_address: int
     identity_index_key: str
     identity_encryption_keys: str
     identity_current_key_id: str
     sources_file: str
     sync_workers: int
+    mail_sender: str
+    sms_sender: str
+    mail_from: str
+    smtp_host: str
+    smtp_port: int
+    smtp_starttls: bool
+    smtp_username: str
+    smtp_password_env: str
+    smtp_timeout: float
+    otp_lifetime: int
+    otp_max_tries: int
+    otp_sends_per_target: int
+    otp_send_window: int
+    otp_sends_per_target_per_day: int
+    otp_sends_per_address: int
 
     @property
     def is_production(self) -> bool:
@@ -227,20 +250,33 @@ def validate(s: Settings) -> None:
         "device_cookie_lifetime",
         "request_header_timeout",
         "request_body_timeout",
+        "captcha_lifetime",
+        "captcha_failure_window",
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"setting {name!r} must be a positive number of seconds")
-    for name in ("login_free_failures", "login_failures_per_account", "login_failures_per_ip",
-                 "client_auth_failures_per_address", "max_request_body"):
+    if s.account_inactivity_days < 0:
+        raise ConfigError("setting 'account_inactivity_days' must be 0 (off) or a number of days")
+    for name in ("recover_failures_per_ip", "recover_failures_per_id", "login_free_failures",
+                 "login_failures_per_account", "login_failures_per_ip",
+                 "client_auth_failures_per_address", "max_request_body", "captcha_failures_per_address",
+                 "support_reports_per_address"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"setting {name!r} must be a positive number")
     if s.rate_limit_when_store_down not in {"open", "closed"}:
         raise ConfigError("setting 'rate_limit_when_store_down' must be 'open' or 'closed'")
     if s.default_locale not in s.locales:
         raise ConfigError("setting 'default_locale' must be one of 'locales'")
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(s.time_zone)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ConfigError(f"setting 'time_zone' is not a known time zone: {s.time_zone!r}") from None
     if s.argon2_memory_cost < 1024 or s.argon2_time_cost < 1 or s.argon2_parallelism < 1:
         raise ConfigError("argon2 settings too small")
     _validate_identity_keys(s)
+    _validate_notify(s)
     if s.is_production:
         if INSECURE_MARKER in s.secret_key or len(s.secret_key) < 32:
             raise ConfigError("production needs IDP_SECRET_KEY: at least 32 random characters, not the default")
@@ -258,6 +294,26 @@ def validate(s: Settings) -> None:
             raise ConfigError("production needs IDP_IDENTITY_INDEX_KEY: base64 of 32 random bytes, not the default")
         if INSECURE_MARKER in s.identity_encryption_keys:
             raise ConfigError("production needs IDP_IDENTITY_ENCRYPTION_KEYS (kid:base64 of 32 random bytes, ...)")
+
+
+def _validate_notify(s: Settings) -> None:
+    """Mail and SMS senders (idp.notify) and one-time codes (idp.security.otp)."""
+    if s.mail_sender not in {"smtp", "outbox", "log"}:
+        raise ConfigError("setting 'mail_sender' must be 'smtp', 'outbox' or 'log'")
+    if s.sms_sender not in {"outbox", "log"}:
+        raise ConfigError("setting 'sms_sender' must be 'outbox' or 'log'")
+    if s.mail_sender == "smtp" and not s.smtp_host:
+        raise ConfigError("setting 'smtp_host' is needed when mail_sender is 'smtp'")
+    if not 0 < s.smtp_port < 65536:
+        raise ConfigError("setting 'smtp_port' must be a TCP port (1-65535)")
+    if "@" not in s.mail_from:
+        raise ConfigError("setting 'mail_from' must be an e-mail address (optionally 'Name <address>')")
+    for name in ("smtp_timeout", "otp_lifetime", "otp_send_window"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"setting {name!r} must be a positive number of seconds")
+    for name in ("otp_max_tries", "otp_sends_per_target", "otp_sends_per_target_per_day", "otp_sends_per_address"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"setting {name!r} must be a positive number")
 
 
 def _validate_identity_keys(s: Settings) -> None:

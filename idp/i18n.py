@@ -8,10 +8,14 @@ run English-language browsers for pupils who read Chinese.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import logging
 import os
 import tempfile
+import zoneinfo
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app, g, request, session
 
@@ -45,13 +49,35 @@ def choose(ui_locales: str | None) -> str | None:
     return None
 
 
+PERSON_CHOICE = "locale_chosen"
+
+
+def _choice_in_request() -> str | None:
+    """The language this request asks for, remembered for the rest of the visit.
+
+    A ``lang`` link is the person's own choice and wins for good; a relying party's ``ui_locales``
+    is a hint that applies only until the person has chosen. Remembered at once (not only when a
+    page is rendered): ``/oauth/authorize?ui_locales=en`` answers with a redirect to the login
+    page, and the whole sign-in must then stay in English.
+    """
+    chosen = choose(request.args.get("lang"))
+    if chosen:
+        session["locale"] = chosen
+        session[PERSON_CHOICE] = True
+        return chosen
+    hinted = choose(request.args.get("ui_locales"))
+    if hinted and not session.get(PERSON_CHOICE):
+        session["locale"] = hinted
+        return hinted
+    return None
+
+
 def select_locale() -> str:
     try:
-        asked = choose(request.args.get("ui_locales") or request.args.get("lang"))
-    except RuntimeError:
+        asked = _choice_in_request()
+    except RuntimeError:  # no request: a CLI command or a mail rendered outside one
         return settings().default_locale
     if asked:
-        session["locale"] = asked
         return asked
     if session.get("locale") in settings().locales:
         return session["locale"]
@@ -70,6 +96,96 @@ def lang_url(tag: str) -> str:
     args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("lang", "ui_locales")]
     args.append(("lang", tag))
     return f"{request.path}?{urlencode(args)}"
+
+
+# -- WTForms' own messages ("This field is required.") -----------------------------------------
+def _wtforms_catalogue_name(locale: Any) -> str:
+    """WTForms ships ``zh`` (Simplified) and ``zh_TW`` (Traditional); gettext's fallback from
+    ``zh_Hant_TW`` is ``zh``, which would show pupils Simplified Chinese. Pick by script/region."""
+    if locale.language == "zh":
+        hant = locale.script == "Hant" or locale.territory in ("TW", "HK", "MO")
+        return "zh_TW" if hant else "zh"
+    return str(locale)
+
+
+@functools.cache
+def _wtforms_catalogue(name: str) -> Any:
+    from babel import support
+    from wtforms.i18n import messages_path
+
+    return support.Translations.load(messages_path(), [name], domain="wtforms")
+
+
+class WTFormsTranslations:
+    """gettext for WTForms' built-in messages in the language of the page being rendered."""
+
+    def _catalogue(self) -> Any:
+        from flask import has_request_context
+        from flask_babel import get_locale
+
+        locale = get_locale() if has_request_context() else None
+        return _wtforms_catalogue(_wtforms_catalogue_name(locale)) if locale is not None else None
+
+    def gettext(self, string: str) -> str:
+        catalogue = self._catalogue()
+        return string if catalogue is None else catalogue.gettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        catalogue = self._catalogue()
+        if catalogue is None:
+            return singular if n == 1 else plural
+        return catalogue.ngettext(singular, plural, n)
+
+
+_WTFORMS_TRANSLATIONS = WTFormsTranslations()
+
+
+def _form_translations(meta: Any, form: Any) -> WTFormsTranslations:
+    return _WTFORMS_TRANSLATIONS
+
+
+# -- dates and times ---------------------------------------------------------------------------
+def time_zone() -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(settings().time_zone)
+
+
+def local_time(value: Any, seconds: bool = False) -> str:
+    """A stored time (UTC datetime, ISO string or Unix seconds) as people read it: in the
+    configured zone (Asia/Taipei), ``2026-12-02 10:47``. Naive datetimes (SQLite) are UTC."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        when = dt.datetime.fromtimestamp(value, dt.UTC)
+    elif isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    elif isinstance(value, dt.datetime):
+        when = value
+    elif isinstance(value, dt.date):
+        return value.isoformat()
+    else:
+        return str(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(time_zone()).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def time_zone_label() -> str:
+    """The zone times are shown in, said once on a page that lists times: ``臺北時間 (UTC+8)``."""
+    from flask_babel import gettext
+
+    name = settings().time_zone
+    offset = dt.datetime.now(time_zone()).utcoffset() or dt.timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    utc = f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+    friendly = gettext("Taipei time") if name == "Asia/Taipei" else name
+    return f"{friendly} ({utc})"
 
 
 def compile_catalogues(directory: Path) -> None:
@@ -96,6 +212,17 @@ def compile_catalogues(directory: Path) -> None:
 
 def init_app(app: Flask) -> None:
     compile_catalogues(Path(app.root_path) / "translations")
+    from flask_wtf import FlaskForm
+
+    # Every form (whoever writes it) gets WTForms' messages in Traditional Chinese, not Simplified.
+    FlaskForm.Meta.get_translations = _form_translations  # type: ignore[method-assign]
+    app.add_template_filter(local_time, "local_time")
+    app.add_template_global(time_zone_label, "time_zone_label")
+
+    @app.before_request
+    def _remember_locale() -> None:
+        if "lang" in request.args or "ui_locales" in request.args:
+            _choice_in_request()
 
     @app.before_request
     def _fresh_request_caches() -> None:
@@ -111,4 +238,6 @@ def init_app(app: Flask) -> None:
         from flask_babel import get_locale
 
         loc = get_locale()
-        return {"html_lang": "zh-Hant-TW" if loc and loc.language == "zh" else "en", "lang_url": lang_url}
+        current = "zh_Hant_TW" if loc and loc.language == "zh" else "en"
+        return {"html_lang": "zh-Hant-TW" if current == "zh_Hant_TW" else "en", "lang_url": lang_url,
+                "current_locale": current}

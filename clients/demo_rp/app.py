@@ -15,12 +15,15 @@ belongs to the provider's session id (``sid``).
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import secrets
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from authlib.integrations.flask_client import OAuth, OAuthError
@@ -33,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ENV_FILE = ROOT / "instance" / "demo_rp.env"
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 KEYS = ("DEMO_RP_ISSUER", "DEMO_RP_CLIENT_ID", "DEMO_RP_CLIENT_SECRET", "DEMO_RP_BASE_URL")
+# Times are shown where the demo's readers are (DEMO_RP_TIME_ZONE to change it).
+TIME_ZONE = os.environ.get("DEMO_RP_TIME_ZONE") or "Asia/Taipei"
+TIME_CLAIMS = ("iat", "auth_time", "exp", "nbf", "updated_at")
 
 
 def read_config(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -147,8 +153,9 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
             return render_template("index.html", notice=notice, issuer=config["DEMO_RP_ISSUER"])
         token = record["token"]
         return render_template("signed_in.html", record=record, notice=notice,
-                               expires_at=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(token["expires_at"])),
-                               issuer=config["DEMO_RP_ISSUER"])
+                               expires_at=local_time(token["expires_at"]), zone=TIME_ZONE,
+                               id_claims=readable(record["id_claims"]), userinfo=readable(record["userinfo"]),
+                               claim_times=claim_times(record["id_claims"]), issuer=config["DEMO_RP_ISSUER"])
 
     @app.post("/login")
     def login() -> Any:
@@ -219,6 +226,22 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
         return "", 200, {"Cache-Control": "no-store"}
 
     return app
+
+
+def local_time(epoch: int | float) -> str:
+    """A Unix time as a person reads it: ``2026-12-02 10:47:12`` in the demo's time zone."""
+    return dt.datetime.fromtimestamp(epoch, ZoneInfo(TIME_ZONE)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def readable(claims: dict[str, Any]) -> str:
+    """Claims as indented JSON (what a developer reads in the spec), not a Python dict's repr."""
+    return json.dumps(claims, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+def claim_times(claims: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """The ID token's time claims (iat, exp, auth_time...) as local dates beside their Unix values."""
+    return [(name, local_time(claims[name]), claims[name]) for name in TIME_CLAIMS
+            if isinstance(claims.get(name), (int, float)) and not isinstance(claims.get(name), bool)]
 
 
 def validate_logout_token(raw: str, oauth: OAuth, config: dict[str, str]) -> dict[str, Any]:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import Boolean, DateTime, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import TimestampMixin
+from idp.db import TimestampMixin, utcnow
 from idp.extensions import db
+
+# Why an account was disabled (R-C5): shown to operators, and decides whether the person may
+# re-activate it themselves (students may, after identifying with their personal data).
+DISABLED_INACTIVE = "inactivity"  # the inactivity rule (``account_inactivity_days``)
+DISABLED_BY_OPERATOR = "operator"
+DISABLED_REASONS = (DISABLED_INACTIVE, DISABLED_BY_OPERATOR)
 
 
 def new_public_id() -> str:
@@ -39,6 +45,11 @@ class Account(TimestampMixin, db.Model):
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str | None] = mapped_column(String(16))
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who disabled it, when and why (one of DISABLED_REASONS); cleared on re-activation.
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(String(16))
+    disabled_by: Mapped[str | None] = mapped_column(String(128))
 
     def get_user_id(self) -> int:
         """Authlib's user hook."""
@@ -50,3 +61,14 @@ class Account(TimestampMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<Account {self.id} {self.kind}>"
+
+
+class UsedUsername(db.Model):
+    """Every account name ever taken, kept when an account is renamed or removed: a lifelong account
+    name is never issued to someone else (R-A2), so an app that stored it never meets a stranger."""
+
+    __tablename__ = "used_username"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), index=True)
+    taken_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

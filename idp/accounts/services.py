@@ -13,20 +13,22 @@ import logging
 import re
 from typing import Any
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from idp.accounts.models import Account
-from idp.errors import IdpError, RateLimited
+from idp.accounts import passwords
+from idp.accounts.models import DISABLED_INACTIVE, DISABLED_REASONS, Account, UsedUsername
+from idp.errors import IdpError, InvalidField, RateLimited
 from idp.extensions import db, settings
 from idp.security import audit, devices, ratelimit
 
 log = logging.getLogger(__name__)
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{3,63}$")
-MIN_PASSWORD = 8
+# Lifelong account names the person chooses (R-L1): lower-case letters, digits, '.', '_', '-'.
+USERNAME_RE = re.compile(r"^[a-z0-9._-]{6,30}$")
 
 
 class InvalidCredentials(IdpError):
@@ -41,21 +43,30 @@ class AccountDisabled(IdpError):
     message = _l("This account has been disabled. Students can re-activate it with their personal data.")
 
 
-class InvalidUsername(IdpError):
+class CaptchaRequired(IdpError):
+    """The account (or this address's tries at it) is past its free failures: the next attempt needs
+    a solved captcha. Asking is not a failure: nothing is counted or reserved."""
+
+    status = 400
+    code = "captcha_required"
+    message = _l("Please type the security code shown below, then sign in again.")
+
+
+class InvalidUsername(InvalidField):
     code = "invalid_username"
-    message = _l("The account name must be 4–64 characters: letters, digits, '.', '_' or '-', "
-                 "starting with a letter or digit.")
+
+    def __init__(self, field: str = "username") -> None:
+        super().__init__(field, _l("The account name must be 6–30 characters: lower-case letters, digits, "
+                                   "'.', '_' or '-'."))
 
 
-class UsernameTaken(IdpError):
+class UsernameTaken(InvalidField):
     status = 409
     code = "username_taken"
-    message = _l("This account name is already taken. Please choose another.")
 
-
-class WeakPassword(IdpError):
-    code = "weak_password"
-    message = _l("The password must be at least 8 characters and must not be the account name.")
+    def __init__(self, field: str = "username") -> None:
+        super().__init__(field, _l("This account name is taken (names are never given out twice). "
+                                   "Please choose another."))
 
 
 def _hasher() -> PasswordHasher:
@@ -84,9 +95,27 @@ def hash_password(password: str) -> str:
     return _hasher().hash(password)
 
 
-def check_password_rules(username: str, password: str) -> None:
-    if len(password or "") < MIN_PASSWORD or normalise_username(password) == normalise_username(username):
-        raise WeakPassword()
+def check_username(username: str, field: str = "username") -> str:
+    """The normalised name if it follows the rule and was never taken by anyone; else InvalidField."""
+    name = normalise_username(username)
+    if not USERNAME_RE.fullmatch(name):
+        raise InvalidUsername(field)
+    if db.session.get(UsedUsername, name) is not None or get_account_by_username(name) is not None:
+        raise UsernameTaken(field)
+    return name
+
+
+def check_password_rules(username: str, password: str, **own_data: Any) -> None:
+    """``passwords.check`` with the account name (and any of national_id, birthday)."""
+    passwords.check(password, username=username, **own_data)
+
+
+def mask_username(username: str) -> str:
+    """``st****01``: enough for the owner to recognise (forgot account, "you already have one"), too
+    little for anyone else to use."""
+    if len(username) <= 4:
+        return username[:1] + "*" * (len(username) - 1)
+    return f"{username[:2]}{'*' * (len(username) - 4)}{username[-2:]}"
 
 
 def get_account(account_id: int | None) -> Account | None:
@@ -103,30 +132,122 @@ def get_account_by_username(username: str) -> Account | None:
 
 def create_account(username: str, password: str, *, name: str = "", email: str | None = None,
                    kind: str = "member", is_operator: bool = False, actor: str | None = None,
-                   **fields: Any) -> Account:
-    """Create an account after checking the name and password rules; audited."""
-    username = normalise_username(username)
-    if not USERNAME_RE.match(username):
-        raise InvalidUsername()
-    check_password_rules(username, password)
+                   own_data: dict[str, Any] | None = None, **fields: Any) -> Account:
+    """Create an account after checking the name and password rules; the name is taken for good.
+    ``own_data`` (national_id, birthday) lets the password rules refuse a password built from them."""
+    username = check_username(username)
+    check_password_rules(username, password, **(own_data or {}))
     if kind not in {"member", "cloud"}:
         raise IdpError(_l("Unknown account kind."))
-    if get_account_by_username(username) is not None:
-        raise UsernameTaken()
+    now = dt.datetime.now(dt.UTC)
     account = Account(username=username, password_hash=hash_password(password), name=name, email=email,
-                      kind=kind, is_operator=is_operator, **fields)
+                      kind=kind, is_operator=is_operator, password_changed_at=now, **fields)
     db.session.add(account)
     db.session.flush()
+    db.session.add(UsedUsername(username=username, account_id=account.id, taken_at=now))
     audit.record(audit.ACCOUNT_CREATED, actor=actor or username, account_id=account.id, kind=kind)
+    db.session.flush()
     return account
 
 
-def set_password(account: Account, password: str) -> None:
-    check_password_rules(account.username, password)
+def set_password(account: Account, password: str, *, actor: str | None = None, reason: str = "changed",
+                 field: str = "password", **own_data: Any) -> None:
+    """A new password (rules checked, with the person's own data when given); audited. ``field``
+    names the form field a refusal is shown beside."""
+    passwords.check(password, username=account.username, field=field, **own_data)
     account.password_hash = hash_password(password)
+    account.password_changed_at = dt.datetime.now(dt.UTC)
+    audit.record(audit.PASSWORD_CHANGED, actor=actor or account.username, account_id=account.id, reason=reason)
+    db.session.flush()
 
 
-def authenticate(username: str, password: str, ip: str | None, device_cookie: str | None = None) -> Account:
+def disable(account: Account, *, reason: str, actor: str, note: str | None = None) -> None:
+    """Disable an account and say who and why (R-C5). Its sessions stop counting at once (a disabled
+    account is signed out everywhere); students can re-activate with their personal data. An
+    operator's ``note`` (why, in their words) is kept in the audit row the console shows."""
+    if reason not in DISABLED_REASONS:
+        raise IdpError(_l("Unknown reason."))
+    if not account.is_active:
+        return
+    account.status = "disabled"
+    account.disabled_at, account.disabled_reason, account.disabled_by = dt.datetime.now(dt.UTC), reason, actor
+    audit.record(audit.ACCOUNT_DISABLED, actor=actor, account_id=account.id, reason=reason,
+                 **({"note": note.strip()[:500]} if note and note.strip() else {}))
+    db.session.flush()
+
+
+def enable(account: Account, *, actor: str, how: str) -> None:
+    """Make an account active again (``how``: "activation" by its owner, "operator"); audited."""
+    if account.is_active:
+        return
+    audit.record(audit.ACCOUNT_ENABLED, actor=actor, account_id=account.id, how=how,
+                 was=account.disabled_reason)
+    account.status = "active"
+    account.disabled_at = account.disabled_reason = account.disabled_by = None
+    db.session.flush()
+
+
+def disable_inactive(days: int, *, now: dt.datetime | None = None, batch: int = 1000) -> int:
+    """Disable accounts nobody has signed in to for ``days`` days (``account_inactivity_days``); the
+    ``flask accounts disable-inactive`` job. Operators are never disabled this way. Caller commits."""
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+    last_seen = sa.func.coalesce(Account.last_login_at, Account.created_at)
+    stale = db.session.scalars(sa.select(Account).where(Account.status == "active", Account.is_operator.is_(False),
+                                                         last_seen < cutoff).limit(batch)).all()
+    for account in stale:
+        disable(account, reason=DISABLED_INACTIVE, actor="inactivity-rule")
+    return len(stale)
+
+
+Throttles = list[tuple[ratelimit.Throttle, str]]
+
+
+def _throttles_for(username: str, ip: str, device_cookie: str | None) -> tuple[str, str | None, Throttles]:
+    """The normalised name, the browser's device nonce for it (or None) and the throttles an attempt
+    of it from ``ip`` goes through."""
+    name = normalise_username(username)
+    nonce = devices.trusted_nonce(device_cookie, name) if name else None
+    return name, nonce, ratelimit.login_throttles(name, ip, nonce)
+
+
+def _too_many(retry_after: int, device: bool) -> RateLimited:
+    log.info("sign-in attempt refused: %s waits %d s", "device" if device else "account", retry_after)
+    return RateLimited(retry_after, _l("Too many failed sign-in attempts. Please wait %(seconds)d seconds "
+                                       "and try again.", seconds=retry_after))
+
+
+def _refuse_while_waiting(throttles: Throttles, ip: str, nonce: str | None) -> None:
+    """``RateLimited`` when an attempt now would be refused for waiting: the address's ceiling
+    (except for a trusted browser) or a closed gate. Only looks."""
+    try:
+        if nonce is None:
+            ratelimit.check(ratelimit.login_ip(), ip)
+        closed = ratelimit.wait(throttles)
+    except RateLimited as exc:
+        raise _too_many(exc.retry_after, bool(nonce)) from None
+    if closed:
+        raise _too_many(closed, bool(nonce))
+
+
+def captcha_needed(username: str, ip: str | None, device_cookie: str | None = None) -> bool:
+    """Would a sign-in of ``username`` from here have to come with a solved captcha? (Only looks.)
+    The login page asks this to show the captcha before the person is refused for lacking one."""
+    name, _nonce, throttles = _throttles_for(username, ip or "unknown", device_cookie)
+    return bool(name) and ratelimit.past_free(throttles)
+
+
+def sign_in_check(username: str, ip: str | None, device_cookie: str | None = None) -> bool:
+    """Before the login page checks anything the person typed: ``RateLimited`` when the attempt would
+    have to wait (so a captcha typed meanwhile is not used up for nothing), else whether it must come
+    with a solved captcha. Only looks; ``authenticate`` decides again."""
+    ip = ip or "unknown"
+    name, nonce, throttles = _throttles_for(username, ip, device_cookie)
+    _refuse_while_waiting(throttles, ip, nonce)
+    return bool(name) and ratelimit.past_free(throttles)
+
+
+def authenticate(username: str, password: str, ip: str | None, device_cookie: str | None = None, *,
+                 captcha_solved: bool = False) -> Account:
     """The account for these credentials, or a domain error; guessing is slowed, never locked.
 
     Throttles are reserved before the (deliberately slow) hash and given back on success
@@ -137,21 +258,23 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
     a hard ceiling (``login.ip``), again except for such browsers. Counters are keyed on the
     normalised name (``Student1`` and ``student1`` share one), while audit rows keep the name as
     typed (never the password), which is what an investigator needs.
+
+    Past the free failures an attempt also needs ``captcha_solved`` (the caller checked a captcha
+    for this very attempt), else ``CaptchaRequired``: scripted guessing then costs a solved captcha
+    per try on top of the delay. A closed gate is reported first (the person waits, then solves one
+    captcha), and neither refusal counts as a failure, so the owner, who knows the password, gets in
+    within ``login_max_delay`` however many wrong passwords others typed (issue 10 item 13).
     """
-    name = normalise_username(username)
     typed = (username or "").strip()[:64]
     ip = ip or "unknown"
-    nonce = devices.trusted_nonce(device_cookie, name) if name else None
-    throttles = ([(ratelimit.login_device(), nonce)] if nonce else
-                 [(ratelimit.login_pair(), f"{name}|{ip}"), (ratelimit.login_account(), name)])
+    name, nonce, throttles = _throttles_for(username, ip, device_cookie)
+    _refuse_while_waiting(throttles, ip, nonce)
+    if not captcha_solved and ratelimit.past_free(throttles):
+        raise CaptchaRequired()
     try:
-        if nonce is None:
-            ratelimit.check(ratelimit.login_ip(), ip)
         gated = ratelimit.attempt(throttles)
-    except RateLimited as exc:
-        log.info("sign-in attempt refused: %s waits %d s", "device" if nonce else "account", exc.retry_after)
-        raise RateLimited(exc.retry_after, _l("Too many failed sign-in attempts. Please wait %(seconds)d seconds "
-                                              "and try again.", seconds=exc.retry_after)) from None
+    except RateLimited as exc:  # another attempt closed the gate meanwhile
+        raise _too_many(exc.retry_after, bool(nonce)) from None
     account = get_account_by_username(name) if name else None
     ok = False
     hasher = _hasher()
@@ -172,10 +295,31 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
     ratelimit.succeeded(throttles)
     if not account.is_active:
         audit.record(audit.LOGIN_FAILURE, actor=typed, reason="disabled", account_id=account.id)
-        raise AccountDisabled()
+        raise AccountDisabled(reason=account.disabled_reason)
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
         audit.record(audit.PASSWORD_REHASHED, actor=typed, account_id=account.id)
     account.last_login_at = dt.datetime.now(dt.UTC)
     audit.record(audit.LOGIN_SUCCESS, actor=typed, account_id=account.id)
     return account
+
+
+def verify_password(account: Account, password: str, ip: str | None, *, field: str = "password") -> None:
+    """Check the current password of a signed-in person before a change (R-N3): throttled like a sign-in
+    from this address, so a borrowed session cannot be used to guess it; a miss is audited and
+    raises ``InvalidField`` beside ``field``."""
+    ip = ip or "unknown"
+    throttles = ratelimit.login_throttles(account.username, ip)
+    try:
+        ratelimit.attempt(throttles)
+    except RateLimited as exc:
+        raise RateLimited(exc.retry_after, _l("Too many wrong passwords. Please wait %(seconds)d seconds and try "
+                                              "again.", seconds=exc.retry_after)) from None
+    try:
+        ok = bool(account.password_hash) and _hasher().verify(account.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        audit.record(audit.PASSWORD_CHECK_FAILED, actor=account.username, account_id=account.id)
+        raise InvalidField(field, _l("That is not your current password."))
+    ratelimit.succeeded(throttles)

@@ -14,6 +14,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from idp.admin import accounts  # noqa: F401  (the accounts pages, on the console's blueprint)
     from idp.admin.commands import clients_cli
     from idp.admin.views import bp
 

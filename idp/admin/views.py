@@ -24,6 +24,7 @@ from idp.admin.forms import (
 )
 from idp.db import commit
 from idp.errors import Forbidden, IdpError
+from idp.forms import field_error
 from idp.identity import services as identity
 from idp.oidc import registration
 from idp.oidc import services as oidc_services
@@ -52,6 +53,12 @@ def require_operator() -> Any:
     return None
 
 
+@bp.context_processor
+def console_context() -> dict[str, Any]:
+    """The console's header names the signed-in operator and offers to sign out."""
+    return {"operator_account": _operator}
+
+
 @bp.after_request
 def no_store(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-store"
@@ -62,14 +69,6 @@ def no_store(resp: Response) -> Response:
 def _actor() -> str:
     return _operator().username
 
-
-def _field_error(form: Any, exc: IdpError) -> None:
-    """Show a service's refusal beside the input it concerns (or at the top of the form)."""
-    field = getattr(form, getattr(exc, "field", "") or "", None)
-    if field is not None and hasattr(field, "errors"):
-        field.errors = [*field.errors, exc.message]
-    else:
-        flash(exc.message, "error")
 
 
 @bp.get("/")
@@ -94,7 +93,7 @@ def client_new() -> Any:
             reg = registration.create_client(form.registration(), _actor(), client_id=form.client_id.data or None)
             commit()
         except IdpError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             # Rendered, not redirected: the secret exists in clear only in this one response.
             return render_template("admin/secret.html", client=reg.client, secret=reg.secret, created=True)
@@ -120,7 +119,7 @@ def client_edit(client_id: str) -> Any:
             reg = registration.update_client(client_id, form.registration(), _actor())
             commit()
         except IdpError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             if reg.secret:
                 return render_template("admin/secret.html", client=reg.client, secret=reg.secret, created=False)
@@ -255,7 +254,7 @@ def conflict(conflict_id: int) -> Any:
                 identity.resolve_conflict(conflict_id, form.chosen.data, form.note.data, _actor())
                 commit()
             except IdpError as exc:
-                _field_error(form, exc)
+                field_error(form, exc)
             else:
                 flash(_l("Conflict resolved."), "info")
                 return redirect(url_for("admin.conflicts"))
@@ -265,9 +264,57 @@ def conflict(conflict_id: int) -> Any:
 
 @bp.app_template_filter("timestamp")
 def timestamp(value: int | None) -> str:
-    """A Unix time as UTC date and time (key dates)."""
-    import datetime as dt
+    """A Unix time (key dates) as people read it: local date and time (``i18n.local_time``)."""
+    from idp.i18n import local_time
 
-    if not value:
-        return "–"
-    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return local_time(value)
+
+
+# -- customer-service reports (R-C3): "I can't find my school" ---------------------------------
+@bp.get("/support")
+def support_reports() -> Any:
+    from idp.support import services as support
+    from idp.support.models import STATUSES
+
+    status = request.args.get("status", "new")
+    status = status if status in (*STATUSES, "all") else "new"
+    return render_template("admin/support.html", reports=support.reports(None if status == "all" else status),
+                           counts=support.counts(), status=status, statuses=STATUSES)
+
+
+@bp.route("/support/<int(max=2147483647):report_id>", methods=["GET", "POST"])
+def support_report(report_id: int) -> Any:
+    from idp.support import services as support
+    from idp.support.forms import AnswerForm, CloseForm
+
+    report = support.get_report(report_id)
+    answer_form, close_form = AnswerForm(prefix="answer"), CloseForm(prefix="close")
+    if request.method == "GET":
+        answer_form.note.data = report.answer or ""
+        return render_template("admin/support_report.html", report=report, answer_form=answer_form,
+                               close_form=close_form)
+    if close_form.submit.data and close_form.validate_on_submit():
+        support.close(report_id, actor=_actor())
+        commit()
+        flash(_l("Report closed."), "info")
+        return redirect(url_for("admin.support_reports"))
+    if answer_form.submit.data and answer_form.validate_on_submit():
+        try:
+            support.answer(report_id, answer_form.note.data, actor=_actor(), mail=answer_form.mail.data)
+            commit()
+        except IdpError as exc:
+            if exc.status >= 500:  # the mail could not be sent: nothing is recorded
+                from idp.db import rollback
+
+                rollback()
+                answer_form.mail.errors = [exc.message]
+            elif exc.status == 409:  # closed meanwhile: the answer form is no longer shown
+                flash(exc.message, "error")
+            else:
+                field_error(answer_form, exc)
+        else:
+            flash(_l("Answer saved and sent to the reporter.") if answer_form.mail.data else _l("Answer saved."),
+                  "info")
+            return redirect(url_for("admin.support_report", report_id=report_id))
+    return render_template("admin/support_report.html", report=support.get_report(report_id),
+                           answer_form=answer_form, close_form=close_form), 400

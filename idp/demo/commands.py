@@ -41,11 +41,11 @@ class DemoAccount:
 
 # Documented in README.md: change them anywhere the demo is reachable by others.
 DEMO_ACCOUNTS = (
-    DemoAccount("student", "Student-Demo-2026", "王小明", "student@demo.example.edu.tw", "cloud",
+    DemoAccount("student", "Pupil-Demo-2026", "王小明", "student@demo.example.edu.tw", "cloud",
                 national_id="A123456789"),
-    DemoAccount("teacher", "Teacher-Demo-2026", "陳美玲", "teacher@demo.example.edu.tw", "cloud",
+    DemoAccount("teacher", "Mentor-Demo-2026", "陳美玲", "teacher@demo.example.edu.tw", "cloud",
                 national_id="B220139864"),
-    DemoAccount("operator", "Operator-Demo-2026", "維運人員", "operator@demo.example.edu.tw", "member",
+    DemoAccount("operator", "Console-Demo-2026", "維運人員", "operator@demo.example.edu.tw", "member",
                 is_operator=True),
 )
 
@@ -124,21 +124,69 @@ def _ensure_client(rp_url: str, env_file: Path) -> tuple[bool, bool]:
 
 
 DEMO_SCHOOL = ("01", "014601")  # 新北市板橋區板橋國民小學 in the sample directory
+DEMO_PROXY_SCHOOL = ("01", "014701")  # 新北市新店區信賢種籽親子實驗小學: its rosters go to the proxy platform
+
+
+@dataclass(frozen=True)
+class DemoApplicant:
+    """A person the sources know who has no account yet, so a newcomer can try 申請帳號 (README)."""
+
+    name: str
+    national_id: str  # synthetic, checksum-valid (generator.check_digit), nobody's
+    birthday: str
+    role: str
+    school_code: str
+    source: str
+
+
+DEMO_APPLICANTS = (
+    DemoApplicant("林小華", "H120465130", "2016-09-14", "學生", DEMO_SCHOOL[1], "county"),
+    DemoApplicant("張志明", "Q123058777", "1988-11-02", "教師", DEMO_SCHOOL[1], "webhr"),
+    # The proxy platform keeps only month and day (R-S3): the year typed when applying is anyone's.
+    DemoApplicant("黃佳穎", "P220719381", "2017-03-09", "學生", DEMO_PROXY_SCHOOL[1], "proxy"),
+)
 
 
 def _demo_people() -> list:
-    """The demo student and teacher as the fake sources will serve them."""
+    """The demo student and teacher (with accounts) and the applicants from a county feed and webHR
+    (without), as the fake sources will serve them."""
     import datetime as dt
 
     from idp.sources.generator import SyntheticPerson
 
     county, school = DEMO_SCHOOL
+    pupil, teacher = DEMO_APPLICANTS[0], DEMO_APPLICANTS[1]
     return [
         SyntheticPerson("A123456789", "王小明", dt.date(2016, 5, 21), school, "學生", None, 3, "305", "三年五班",
                         county),
         SyntheticPerson("B220139864", "陳美玲", dt.date(1985, 3, 9), school, "教師", "導師", None, None, None,
                         county),
+        SyntheticPerson(pupil.national_id, pupil.name, dt.date.fromisoformat(pupil.birthday), school, "學生", None,
+                        3, "305", "三年五班", county),
+        SyntheticPerson(teacher.national_id, teacher.name, dt.date.fromisoformat(teacher.birthday), school, "教師",
+                        None, None, None, None, county),
     ]
+
+
+def _load_proxy_roster() -> dict[str, int]:
+    """The proxy-platform applicant: a roster upload of the experimental school (once), synced."""
+    import datetime as dt
+
+    from idp.identity.models import RosterUpload, academic_term
+    from idp.sources.generator import SyntheticPerson, roster_csv
+    from idp.sources.proxy_roster import ProxyRoster, load_roster
+    from idp.sources.sync import sync
+
+    county, school = DEMO_PROXY_SCHOOL
+    spec = DEMO_APPLICANTS[2]
+    if not db.session.scalar(db.select(RosterUpload.id).filter_by(school_code=school, filename="demo-roster.csv")):
+        year, semester = academic_term(dt.date(2025, 9, 1))
+        person = SyntheticPerson(spec.national_id, spec.name, dt.date.fromisoformat(spec.birthday), school, "學生",
+                                 None, 2, "201", "二年甲班", county)
+        load_roster(roster_csv([person]), school, year, semester, "學生", filename="demo-roster.csv",
+                    uploaded_by="demo")
+        db.session.commit()
+    return sync(ProxyRoster())
 
 
 def _load_identities() -> dict[str, dict[str, int]]:
@@ -156,7 +204,9 @@ def _load_identities() -> dict[str, dict[str, int]]:
     click.echo(f"schools: {report.added} added, {report.updated} updated, {report.unchanged} unchanged")
     schools = [(c, code) for code, c in db.session.execute(
         sa.select(School.code, School.county_code).where(School.active.is_(True)).order_by(School.code))]
-    return load_demo_people(200, seed=1, extra=_demo_people(), schools=schools)
+    totals = load_demo_people(200, seed=1, extra=_demo_people(), schools=schools)
+    totals["proxy"] = _load_proxy_roster()
+    return totals
 
 
 def _link(spec: DemoAccount) -> bool:

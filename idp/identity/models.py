@@ -35,6 +35,9 @@ class Person(TimestampMixin, db.Model):
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     birth_month_day: Mapped[str | None] = mapped_column(String(4))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), unique=True)
+    # The school the person last confirmed as theirs (applying, resetting a password with their
+    # personal data, R-C4): among several current affiliations it is the one apps see first.
+    current_school_code: Mapped[str | None] = mapped_column(String(6))
 
     affiliations: Mapped[list[Affiliation]] = relationship(back_populates="person", cascade="all, delete-orphan",
                                                            order_by="Affiliation.id")

@@ -137,6 +137,12 @@ class NationalId:
     def masked(self) -> str:
         return f"{self._value[:2]}******{self._value[-2:]}"
 
+    def appears_in(self, text: str) -> bool:
+        """Does ``text`` contain this number, or its eight or nine digits (a password built from
+        one's own ID, NIST SP 800-63B §5.1.1.2)? The number never leaves this object."""
+        folded = (text or "").upper()
+        return self._value in folded or self._value[1:] in folded or self._value[2:] in folded
+
     def __str__(self) -> str:
         return self.masked
 

@@ -50,10 +50,11 @@ def find_person(raw_id: str) -> Person | None:
     return person_by_index(index_of(raw_id))
 
 
-def find_by_personal_data(name: str, national_id: str | NationalId, birthday: dt.date) -> Person | None:
+def find_by_personal_data(name: str | None, national_id: str | NationalId, birthday: dt.date) -> Person | None:
     """The person the trusted sources know by this name, ID and birthday, or None. A month-day-only
     source (the proxy platform) matches on month and day (R-S3); the typed ID is parsed here (raising
-    ``InvalidNationalId`` with its reason) and goes no further than its blind index."""
+    ``InvalidNationalId`` with its reason) and goes no further than its blind index. ``name=None``
+    matches on ID and birthday alone (忘記帳號, R-C1, asks no name)."""
     from idp.sources import resolver
 
     nid = national_id if isinstance(national_id, NationalId) else NationalId.parse(national_id)
@@ -224,6 +225,33 @@ def rotate_keys(batch: int = 1000) -> int:
 ROLE_ORDER = {"學生": 0, "教師": 1, "職員": 2}
 
 
+def get_person(person_id: int | None) -> Person | None:
+    """The person with this id, or None (a flow keeps only the id between its steps)."""
+    return db.session.get(Person, person_id) if person_id is not None else None
+
+
+def own_data(person: Person) -> dict[str, Any]:
+    """The person's own data a new password must not be built from (R-C2, NIST SP 800-63B):
+    ``{"national_id": NationalId, "birthday": date | None}``. The number is decrypted here and
+    handed on only as a ``NationalId`` (masked when printed), never as a string; ``birthday`` is
+    None when the sources know only month and day."""
+    return {"national_id": protection.decrypt(person.national_id_ciphertext), "birthday": person.birth_date}
+
+
+def set_current_school(person: Person, school_code: str, *, actor: str) -> None:
+    """The school the person just confirmed as theirs (applying, resetting with personal data, R-C4).
+    It must be one of their current affiliations: a person cannot claim a school no source lists.
+    Audited when it changes."""
+    if not any(a.school_code == school_code and a.status == "active" for a in person.affiliations):
+        raise InvalidField("school", _l("You are not listed at this school."))
+    if person.current_school_code == school_code:
+        return
+    audit.record(audit.IDENTITY_SCHOOL_SET, actor=actor, person_id=person.id, school_code=school_code,
+                 was=person.current_school_code)
+    person.current_school_code = school_code
+    db.session.flush()
+
+
 def person_for_account(account_id: int) -> Person | None:
     """The person behind a cloud account, or None (a member, or an account not yet linked)."""
     return db.session.scalar(sa.select(Person).where(Person.account_id == account_id))
@@ -237,16 +265,19 @@ def has_identity(account_id: int) -> bool:
 def eduinfo(person: Person) -> dict:
     """The ministry's education claim for a person's current affiliations (without ``sub``).
 
-    ``schoolid`` is the main school: the most recently seen current affiliation (a pupil's
-    class before a staff post); ``titles`` lists per school the roles and titles (學生, 教師,
-    校長…); ``classinfo`` exists only for students. Numbers are strings, as the ministry's API
-    returns them, so relying parties written for it parse the same JSON.
+    ``schoolid`` is the main school: the person's current school (the one they last confirmed),
+    else the most recently seen current affiliation (a pupil's class before a staff post);
+    ``titles`` lists per school the roles and titles (學生, 教師, 校長…); ``classinfo`` exists only for
+    students. Numbers are strings, as the ministry's API returns them, so relying parties written
+    for it parse the same JSON.
     """
     from idp.identity.models import Affiliation
 
     active = [a for a in db.session.scalars(
         sa.select(Affiliation).where(Affiliation.person_id == person.id, Affiliation.status == "active"))]
-    active.sort(key=lambda a: (ROLE_ORDER.get(a.role, 9), -(a.last_seen.timestamp() if a.last_seen else 0), a.id))
+    # The school the person last confirmed (applying, resetting with personal data, R-C4) comes first.
+    active.sort(key=lambda a: (a.school_code != person.current_school_code, ROLE_ORDER.get(a.role, 9),
+                               -(a.last_seen.timestamp() if a.last_seen else 0), a.id))
     titles: dict[str, list[str]] = {}
     for a in active:
         words = titles.setdefault(a.school_code, [])

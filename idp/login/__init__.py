@@ -10,7 +10,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from idp.login.sessions import bind_form_session, current_account, mark_form_session
+    from idp.accounts import signals
+    from idp.login.sessions import bind_form_session, current_account, mark_form_session, sign_out_everywhere
     from idp.login.views import bp
 
     app.register_blueprint(bp)
@@ -20,3 +21,6 @@ def init_app(app: Flask) -> None:
     app.after_request(mark_form_session)
     # The locale selector and templates ask for the signed-in account lazily, through this.
     app.extensions["idp.current_account"] = current_account
+    # A password reset (or an operator disabling the account) signs the account out everywhere.
+    signals.password_reset.connect(sign_out_everywhere, weak=False)
+    signals.account_disabled.connect(sign_out_everywhere, weak=False)

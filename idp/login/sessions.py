@@ -70,6 +70,11 @@ def _clients_key(sid: str) -> str:
     return f"sso:{sid}:clients"
 
 
+def _account_key(account_id: int) -> str:
+    """The ids of the sessions an account has started (to end them all after a password reset)."""
+    return f"sso-account:{account_id}"
+
+
 def _cache() -> dict[str, Any]:
     """Per-request memo. Not ``flask.g``: g belongs to the app context, which a test (or a CLI
     command) may keep across several requests."""
@@ -140,6 +145,7 @@ def create(account_id: int, auth_time: int | None = None, *, amr: list[str] | No
     sso = SsoSession(sid=secrets.token_urlsafe(32), account_id=account_id,
                      auth_time=auth_time or int(time.time()), amr=amr or [assurance.AMR_PASSWORD], acr=acr)
     store().set_json(_key(sso.sid), asdict(sso), settings().sso_session_lifetime)
+    store().sadd(_account_key(account_id), sso.sid, settings().sso_session_lifetime)
     return sso
 
 
@@ -185,6 +191,26 @@ def end_session(sid: str) -> set[str]:
     return clients
 
 
+def end_account_sessions(account_id: int) -> int:
+    """End every live session of one account, in every browser (a password reset: whoever knew the
+    old password is signed out everywhere); returns how many. Each is ended like a logout, so its
+    relying parties are told and its tokens revoked (``session_ended``). The account's set of
+    session ids may hold sessions that ended already (the store has no set removal): skipped."""
+    ended = 0
+    for sid in sorted(store().smembers(_account_key(account_id))):
+        data = store().get_json(_key(sid)) if _SID_RE.fullmatch(sid) else None
+        if data is not None and data.get("account_id") == account_id:
+            end_session(sid)
+            ended += 1
+    store().delete(_account_key(account_id))
+    return ended
+
+
+def sign_out_everywhere(account_id: Any, **_: Any) -> None:
+    """``accounts.signals.password_reset`` / ``account_disabled``: sign the account out everywhere."""
+    end_account_sessions(int(account_id))
+
+
 # -- the form session, bound to the SSO session ----------------------------------------------
 _BINDING_KEY = "sso_binding"
 # What survives a sign-in: the language, and the OIDC package's note that an authorization request
@@ -224,14 +250,10 @@ def mark_form_session(resp: Response) -> Response:
 
 
 def safe_next(next_url: str | None, default: str = "/") -> str:
-    """Only same-origin relative paths: never an open redirect."""
-    if not next_url:
-        return default
-    parts = urlsplit(next_url)
-    if parts.scheme or parts.netloc or not next_url.startswith("/") or next_url.startswith("//") \
-            or "\\" in next_url or any(ord(c) < 32 for c in next_url):
-        return default
-    return next_url
+    """Only same-origin relative paths: never an open redirect (``idp.forms.safe_next``)."""
+    from idp.forms import safe_next as _safe
+
+    return _safe(next_url, default) or default
 
 
 def login_url(next_url: str, *, force: bool = False, switch: bool = False, login_hint: str | None = None) -> str:

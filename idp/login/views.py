@@ -1,21 +1,88 @@
-"""Hosted login, home and logout pages (R-L1, R-L4)."""
+"""Hosted login, home and logout pages (R-L1, R-L3, R-L4; issue 10 items 1 and 13).
+
+The login page is the cloud-account form, the menu a person looks for when they cannot sign in
+(忘記帳號, 忘記密碼, 啟用帳號, 申請帳號, 一般會員註冊, 常見問題, 聯絡我們: pages of other packages, linked by
+path) and the place the county-account area will take (issue 12). Every link keeps ``next`` (where
+the sign-in was going) and a language that differs from the default, so a person who detours
+through "forgot password" comes back to the app they were signing in to, in their language.
+
+After repeated failures the form carries a captcha (``accounts.services.captcha_needed``): shown
+as soon as the last answer for the typed account name said so, and checked only then.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 
 from idp.accounts import services as accounts
 from idp.db import commit
-from idp.errors import IdpError
+from idp.errors import IdpError, RateLimited
 from idp.extensions import settings
 from idp.login import sessions
-from idp.login.forms import LoginForm, LogoutForm
+from idp.login.forms import LoginForm, LogoutForm, login_form
 from idp.security import audit, devices
 from idp.security.headers import allow_form_target
 
 bp = Blueprint("login", __name__)
+
+# The form session remembers that the last answer asked for the captcha, so the next GET shows it.
+CAPTCHA_FLAG = "login_captcha"
+
+# The menu (R-L3): other packages' pages, linked by path (their labels are in login/login.html).
+MENU = {
+    "forgot_account": "/account/recover/account",
+    "forgot_password": "/account/recover/password",
+    "activate": "/account/recover/activate",
+    "apply": "/account/apply",
+    "join": "/account/join",
+    "faq": "/help",
+    "contact": "/help/contact",
+}
+
+
+def _carried(next_url: str) -> dict[str, str]:
+    """What a link away from the login page carries: ``next`` (unless it is the home page) and the
+    page's language when it is not the default (``ui_locales``: a hint, never overriding a choice
+    the person made with the language switch)."""
+    params: dict[str, str] = {}
+    if next_url and next_url != "/":
+        params["next"] = next_url
+    locale = get_locale()
+    current = "zh-TW" if locale is not None and locale.language == "zh" else "en"
+    default = "zh-TW" if settings().default_locale.startswith("zh") else "en"
+    if current != default:
+        params["ui_locales"] = current
+    return params
+
+
+def menu_links(next_url: str) -> dict[str, str]:
+    """Each menu entry's URL, carrying ``next`` and the language."""
+    query = urlencode(_carried(next_url))
+    return {key: path + (f"?{query}" if query else "") for key, path in MENU.items()}
+
+
+def _page(form: LoginForm, status: int = 200, *, error: Any = None, headers: dict[str, str] | None = None) -> Any:
+    next_url = sessions.safe_next(form.next.data)
+    keep = {"next": next_url} if next_url != "/" else {}
+    if form.force.data:
+        keep["force"] = "1"
+    if request.values.get("switch") == "1":
+        keep["switch"] = "1"
+    html = render_template("login/login.html", form=form, error=error, links=menu_links(next_url),
+                           action=url_for("login.login", **keep))
+    return html, status, headers or {}
+
+
+def _again(form: LoginForm, with_captcha: bool) -> LoginForm:
+    """The form shown again after a refusal: what was typed (never the password), a captcha if the
+    account now needs one (always a new picture)."""
+    session[CAPTCHA_FLAG] = with_captcha
+    return login_form(with_captcha, formdata=None, data={
+        "username": form.username.data, "next": form.next.data, "force": form.force.data})
 
 
 def _allow_next_target(next_url: str) -> None:
@@ -41,35 +108,53 @@ def _remember_device(resp: Response, account: Any) -> Response:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    form = LoginForm()
     next_url = sessions.safe_next(request.values.get("next"))
     force = request.values.get("force") == "1"
     switch = request.values.get("switch") == "1"
+    device = request.cookies.get(_device_cookie())
     sso = sessions.current_session()
     _allow_next_target(next_url)
     if request.method == "GET":
         if sso is not None and not force and sessions.current_account() is not None:
             return redirect(next_url)
-        form.next.data = next_url
-        form.force.data = "1" if force else ""
+        prefill = ""
         if request.args.get("login_hint"):
-            form.username.data = request.args["login_hint"][:64]
+            prefill = request.args["login_hint"][:64]
         elif force and not switch and sessions.current_account() is not None:
             # Re-authentication (prompt=login, max_age): the same person confirms the password.
-            form.username.data = sessions.current_account().username
-        return render_template("login/login.html", form=form)
-    if not form.validate_on_submit():
-        return render_template("login/login.html", form=form), 400
+            prefill = sessions.current_account().username
+        wanted = bool(session.get(CAPTCHA_FLAG)) or bool(prefill and accounts.captcha_needed(
+            prefill, request.remote_addr, device))
+        form = login_form(wanted, formdata=None, data={"username": prefill, "next": next_url,
+                                                       "force": "1" if force else ""})
+        return _page(form)
+    # A closed gate first (nothing typed is checked or used up, the captcha included); then the
+    # captcha is asked for, and checked, when this account name is past its free failures.
     try:
-        account = accounts.authenticate(form.username.data, form.password.data, request.remote_addr,
-                                        request.cookies.get(_device_cookie()))
+        wanted = accounts.sign_in_check(request.form.get("username", ""), request.remote_addr, device)
+    except RateLimited as exc:
+        typed = LoginForm()
+        needed = accounts.captcha_needed(typed.username.data or "", request.remote_addr, device)
+        return _page(_again(typed, needed), exc.status, error=exc.message,
+                     headers={"Retry-After": str(exc.retry_after)})
+    form = login_form(wanted)
+    if not form.validate_on_submit():
+        session[CAPTCHA_FLAG] = wanted
+        return _page(form, 400)
+    try:
+        account = accounts.authenticate(form.username.data, form.password.data, request.remote_addr, device,
+                                        captcha_solved=wanted)
+    except accounts.CaptchaRequired as exc:  # not a failure: nothing was tried
+        form = _again(form, True)
+        form.captcha.errors = [exc.message]
+        return _page(form, exc.status)
     except IdpError as exc:
         if exc.status >= 500:
             raise
         commit()  # the failure's audit rows
         headers = {"Retry-After": str(exc.data["retry_after"])} if "retry_after" in exc.data else {}
-        form.password.data = ""
-        return render_template("login/login.html", form=form, error=exc.message), exc.status, headers
+        needed = accounts.captcha_needed(form.username.data, request.remote_addr, device)
+        return _page(_again(form, needed), exc.status, error=exc.message, headers=headers)
     sessions.start_session(account)
     commit()
     return _remember_device(make_response(redirect(next_url)), account)
@@ -79,7 +164,7 @@ def login() -> Any:
 def home() -> Any:
     account = sessions.current_account()
     if account is None:
-        return render_template("login/login.html", form=LoginForm(formdata=None, next="/"))
+        return _page(LoginForm(formdata=None, next="/"))
     return render_template("login/home.html", account=account, form=LogoutForm())
 
 

@@ -35,6 +35,7 @@ from joserfc import jwt
 
 from idp.extensions import settings
 from idp.oidc import services, subjects
+from idp.security import audit
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,22 @@ def _on_session_ended(sender: Any, **kwargs: Any) -> None:
         log.exception("back-channel logout for a session failed")
 
 
+def _on_password_reset(sender: Any, **kwargs: Any) -> None:
+    """A reset password (or a disabled account): its tokens stop working, offline ones too. In the
+    caller's transaction: errors go through, so the reset is not reported done without it."""
+    count = services.revoke_account_tokens(int(sender))
+    if count:
+        audit.record(audit.TOKEN_REVOKED, account_id=int(sender), kind="all", reason=kwargs.get("reason"),
+                     count=count)
+
+
 def init_app(app: Flask) -> None:
-    """Subscribe to the login package's ``session_ended`` signal (any logout, any process path)."""
+    """Subscribe to the login package's ``session_ended`` signal (any logout, any process path) and to
+    the accounts package's ``password_reset`` / ``account_disabled``."""
+    from idp.accounts import signals
     from idp.login.sessions import session_ended
 
     app.extensions["idp.backchannel_pool"] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="backchannel")
     session_ended.connect(_on_session_ended, weak=False)
+    signals.password_reset.connect(_on_password_reset, weak=False)
+    signals.account_disabled.connect(_on_password_reset, weak=False)

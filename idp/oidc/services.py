@@ -295,6 +295,16 @@ def revoke_token(token: Token) -> None:
                  family_id=token.family_id)
 
 
+def revoke_account_tokens(account_id: int) -> int:
+    """Every access and refresh token of one account, ``offline_access`` ones included: after a
+    password reset nothing obtained with the old password keeps working (R-C4, R-N3)."""
+    return db.session.execute(
+        update(Token).where(Token.account_id == account_id,
+                            (Token.access_revoked.is_(False)) | (Token.refresh_revoked.is_(False)))
+        .values(access_revoked=True, refresh_revoked=True)
+    ).rowcount
+
+
 def revoke_client_tokens(account_id: int, client_id: str) -> int:
     result = db.session.execute(
         update(Token).where(Token.account_id == account_id, Token.client_id == client_id)
@@ -319,15 +329,17 @@ def needs_consent(account_id: int, client: Client, scope: str) -> bool:
     return not set(scope.split()) <= granted
 
 
-def grant_consent(account_id: int, client_id: str, scope: str) -> None:
-    """Remember the scopes granted (added to any granted before)."""
-    row = _consent(account_id, client_id)
+def grant_consent(account: Any, client_id: str, scope: str) -> None:
+    """Remember the scopes granted (added to any granted before); audited under the account's name,
+    like its sign-ins."""
+    row = _consent(account.id, client_id)
     if row is None:
-        row = Consent(account_id=account_id, client_id=client_id, scope="")
+        row = Consent(account_id=account.id, client_id=client_id, scope="")
         db.session.add(row)
     granted = list(dict.fromkeys(row.scope.split() + scope.split()))
     row.scope = " ".join(granted)
-    audit.record(audit.CONSENT_GRANTED, actor=str(account_id), client_id=client_id, scope=row.scope)
+    audit.record(audit.CONSENT_GRANTED, actor=account.username, account_id=account.id, client_id=client_id,
+                 scope=row.scope)
 
 
 def list_consents(account_id: int) -> list[tuple[Consent, Client | None]]:
@@ -337,14 +349,15 @@ def list_consents(account_id: int) -> list[tuple[Consent, Client | None]]:
     return [(row, get_client(row.client_id)) for row in rows]
 
 
-def revoke_consent(account_id: int, client_id: str) -> bool:
-    """Forget the consent and revoke the client's tokens for this person."""
-    row = _consent(account_id, client_id)
+def revoke_consent(account: Any, client_id: str) -> bool:
+    """Forget the consent and revoke the client's tokens for this person; audited under the account's name."""
+    row = _consent(account.id, client_id)
     if row is None:
         return False
     db.session.delete(row)
-    count = revoke_client_tokens(account_id, client_id)
-    audit.record(audit.CONSENT_REVOKED, actor=str(account_id), client_id=client_id, tokens_revoked=count)
+    count = revoke_client_tokens(account.id, client_id)
+    audit.record(audit.CONSENT_REVOKED, actor=account.username, account_id=account.id, client_id=client_id,
+                 tokens_revoked=count)
     return True
 
 

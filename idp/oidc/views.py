@@ -36,6 +36,7 @@ from idp.oidc import claims, discovery, services, subjects
 from idp.oidc.forms import ConsentForm, LogoutForm, RevokeAppForm
 from idp.oidc.logout import hint_is_for
 from idp.oidc.server import oauth
+from idp.security import audit
 from idp.security.headers import allow_form_target
 
 bp = Blueprint("oidc", __name__)
@@ -128,8 +129,11 @@ def authorize() -> Any:
         raise InvalidAuthorizationRequest(_l("This app is not registered with the education sign-in service."),
                                           code="invalid_client")
     redirect_uri = request.args.get("redirect_uri")
-    if not redirect_uri or not client.check_redirect_uri(redirect_uri) or \
-            len(request.args.getlist("redirect_uri")) > 1:
+    if not redirect_uri:
+        raise InvalidAuthorizationRequest(
+            _l("This app's sign-in request does not say where to return to (its redirect_uri is missing). "
+               "Please tell the app's provider."), code="missing_redirect_uri")
+    if not client.check_redirect_uri(redirect_uri) or len(request.args.getlist("redirect_uri")) > 1:
         raise InvalidAuthorizationRequest(
             _l("This app asked to return to an address it has not registered. "
                "Please tell the app's provider."), code="invalid_redirect_uri")
@@ -173,7 +177,8 @@ def authorize() -> Any:
                                            login_hint=request.args.get("login_hint")))
 
     if _wants_real_name(client) and not assurance.is_real_name(sso.acr):  # decided at sign-in (R-A3)
-        return render_template("oidc/real_name_required.html", client=client), 403
+        return render_template("oidc/real_name_required.html", client=client,
+                               switch_url=_select_account_url()), 403
 
     scope = grant.request.scope
     form = ConsentForm()
@@ -185,10 +190,11 @@ def authorize() -> Any:
             allow_form_target(grant.redirect_uri)  # "allow" ends in a redirect to the app
             return render_template("oidc/consent.html", client=client, scopes=claims.describe(scope),
                                    account=account, form=form,
-                                   action=url_for("oidc.authorize", **request.args.to_dict(flat=True)))
+                                   action=url_for("oidc.authorize", **request.args.to_dict(flat=True)),
+                                   switch_action=url_for("oidc.switch_account", **request.args.to_dict(flat=True)))
         if not form.allow.data:
             return server.create_authorization_response(grant=grant, grant_user=None)
-        services.grant_consent(account.id, client.client_id, scope)
+        services.grant_consent(account, client.client_id, scope)
         commit()
 
     grant.request.sso = sso
@@ -199,6 +205,31 @@ def authorize() -> Any:
         sessions.add_client(sso.sid, client.client_id)
     session.pop(REAUTH_KEY, None)
     return response
+
+
+def _select_account_url() -> str:
+    """This authorization request again, asking to choose the account (``prompt=select_account``):
+    the login page with an empty account field, then back here. The app's ``login_hint`` is dropped:
+    it named the person who is switching away."""
+    args = {k: v for k, v in request.args.to_dict(flat=True).items() if k not in ("prompt", "login_hint")}
+    prompts = [p for p in request.args.get("prompt", "").split() if p not in ("none", "select_account")]
+    return url_for("oidc.authorize", **args, prompt=" ".join([*prompts, "select_account"]))
+
+
+@bp.post("/oauth/authorize/switch-account")
+def switch_account() -> Any:
+    """不是您？切換帳號 (the consent page): sign out whoever is signed in on this browser, then make the
+    same authorization request choose an account. A POST with the form's CSRF token, so no other
+    site can sign a person out; it only ever redirects to this provider's own authorization
+    endpoint, which checks the request again from the start."""
+    sessions = _sessions()
+    sso = sessions.current_session()
+    if sso is not None:
+        account = sessions.current_account()
+        sessions.end_session(sso.sid)
+        audit.record(audit.LOGOUT, actor=account.username if account else None, reason="switch_account")
+        commit()
+    return redirect(_select_account_url())
 
 
 # -- token, userinfo, revocation, introspection (JSON APIs: no CSRF, no caching) -------------
@@ -303,8 +334,9 @@ def apps() -> Any:
     if sso is None:
         return redirect(sessions.login_url(url_for("oidc.apps")))
     form = RevokeAppForm()
-    if form.validate_on_submit():
-        services.revoke_consent(sso.account_id, form.client_id.data)
+    account = sessions.current_account()
+    if form.validate_on_submit() and account is not None:
+        services.revoke_consent(account, form.client_id.data)
         commit()
         return redirect(url_for("oidc.apps"))
     return render_template("oidc/apps.html", consents=services.list_consents(sso.account_id),

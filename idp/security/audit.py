@@ -35,12 +35,39 @@ CLIENT_AUTH_FAILED = "client.auth_failure"
 KEY_ROTATED = "key.rotated"
 KEY_RETIRED = "key.retired"
 ACCOUNT_CREATED = "account.created"
+ACCOUNT_DISABLED = "account.disabled"
+ACCOUNT_ENABLED = "account.enabled"
+PASSWORD_CHANGED = "password.changed"
+PASSWORD_CHECK_FAILED = "password.check_failed"
+CONTACT_VERIFIED = "contact.verified"
 PASSWORD_REHASHED = "password.rehashed"
 IDENTITY_LOOKUP = "identity.lookup"
 IDENTITY_VIEWED = "identity.viewed"
 IDENTITY_LINKED = "identity.linked"
 IDENTITY_UNLINKED = "identity.unlinked"
 CONFLICT_RESOLVED = "identity.conflict_resolved"
+# one-time codes (idp.security.otp): the target masked, never the code
+OTP_SENT = "otp.sent"
+OTP_VERIFIED = "otp.verified"
+OTP_FAILED = "otp.failed"
+# applying for a cloud account (idp.accounts.apply): person ids and school codes, never an ID
+ACCOUNT_APPLIED = "account.applied"
+APPLY_IDENTIFIED = "account.apply_identified"
+APPLY_REFUSED = "account.apply_refused"  # reason: no_data / exists / disabled
+IDENTITY_SCHOOL_SET = "identity.school_set"
+# forgot account, reset password, activate (idp.accounts.recover): account and person ids, never an ID or code
+ACCOUNT_FOUND = "account.found"  # 忘記帳號: found (True/False); the account id when found
+PASSWORD_RESET = "password.reset"  # how: personal_data / code
+PASSWORD_RESET_REQUESTED = "password.reset_requested"  # a code asked for: sent (True/False), never to whom
+ACCOUNT_ACTIVATED = "account.activated"
+RECOVER_REFUSED = "account.recover_refused"  # flow, reason: no_data / no_account / disabled / active
+# the operator console's accounts page (idp.admin)
+ACCOUNT_LOOKUP = "account.lookup"
+ACCOUNT_UNLOCKED = "account.unlocked"
+# customer-service reports (idp.support): the report id, never the reporter's message
+SUPPORT_REPORTED = "support.reported"
+SUPPORT_ANSWERED = "support.answered"
+SUPPORT_CLOSED = "support.closed"
 
 
 def record(event: str, actor: str | None = None, client_id: str | None = None, **data: Any) -> AuditEvent:
@@ -67,6 +94,20 @@ def events(*, event: str | None = None, actor: str | None = None, client_id: str
         q = q.where(AuditEvent.client_id == client_id)
     if before_id:
         q = q.where(AuditEvent.id < before_id)
+    return list(db.session.scalars(q))
+
+
+def events_for_account(account_id: int, names: tuple[str, ...], limit: int = 20,
+                       days: int = 400) -> list[AuditEvent]:
+    """The latest events of these kinds about one account in the last ``days`` (the console's account
+    page), newest first. The account id is inside ``data``: the time bound keeps the scan to the
+    recent part of the trail (``at`` is indexed)."""
+    import datetime as dt
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    q = (sa.select(AuditEvent).where(AuditEvent.at >= since, AuditEvent.event.in_(names),
+                                     AuditEvent.data["account_id"].as_integer() == account_id)
+         .order_by(AuditEvent.id.desc()).limit(limit))
     return list(db.session.scalars(q))
 
 

@@ -168,6 +168,34 @@ def succeeded(items: Iterable[tuple[Throttle, str]]) -> None:
         log.warning("could not clear throttles: %s", type(exc).__name__)
 
 
+def past_free(items: Iterable[tuple[Throttle, str]]) -> bool:
+    """True when any (throttle, identifier) has used up its free failures, so that the next attempt
+    should prove a person is typing (a captcha). Only looks: reserves and counts nothing, so asking
+    costs the owner nothing. Store down: the ``rate_limit_when_store_down`` policy (open: False)."""
+    try:
+        for throttle, identifier in items:
+            raw = store().get(_keys(throttle, identifier)[0])
+            if raw is not None and int(raw) >= throttle.free:
+                return True
+        return False
+    except StoreUnavailable as exc:
+        _store_down(exc)
+        return False
+
+
+def wait(items: Iterable[tuple[Throttle, str]]) -> int:
+    """Seconds until every gate of these (throttle, identifier) is open (0: an attempt may be made
+    now). Only looks, like ``past_free``: a caller can say "wait" before asking for anything else.
+    A gate in its last second counts as one second (the stores round the time left down or to
+    the nearest second)."""
+    try:
+        left = [store().ttl(_keys(throttle, identifier)[1]) for throttle, identifier in items]
+        return max((max(1, ttl) for ttl in left if ttl is not None), default=0)
+    except StoreUnavailable as exc:
+        _store_down(exc)
+        return 0
+
+
 def login_pair() -> Throttle:
     """Failures of one account from one address (a classmate at the school's one NAT address
     slows only their own guesses, not the owner at home)."""
@@ -188,7 +216,69 @@ def login_device() -> Throttle:
     return Throttle("login.device", s.login_free_failures, s.login_max_delay, s.login_failure_window)
 
 
+# -- unlocking one account's sign-in throttles (the operator console) ----------------------------
+# Throttle counters live under a hash of their identifier, so an account's counters cannot be
+# found and deleted by its name (one per address it was tried from, one per trusted browser).
+# Instead each account has an epoch that is part of those identifiers: unlocking bumps it, and the
+# old counters, no longer looked at, expire on their own. The epoch outlives every counter.
+EPOCH_LIFETIME = 30 * 86400
+
+
+def _epoch_key(username: str) -> str:
+    return "throttle-epoch:" + hashlib.sha256(username.encode()).hexdigest()[:32]
+
+
+def account_epoch(username: str) -> str:
+    """The account's current epoch ("0" until an operator first unlocks it)."""
+    try:
+        raw = store().get(_epoch_key(username))
+    except StoreUnavailable as exc:
+        _store_down(exc)
+        return "0"
+    return raw.decode() if raw else "0"
+
+
+def login_throttles(username: str, ip: str, device_nonce: str | None = None) -> list[tuple[Throttle, str]]:
+    """The throttles one sign-in attempt (or current-password check) of ``username`` goes through:
+    its trusted browser's own (``login.device``) when it has one, else this account from this
+    address (``login.pair``) and this account from everywhere (``login.account``); each identifier
+    carries the account's epoch, so ``unlock_account`` forgets them all at once."""
+    epoch = account_epoch(username)
+    if device_nonce:
+        return [(login_device(), f"{device_nonce}|{epoch}")]
+    return [(login_pair(), f"{username}|{ip}|{epoch}"), (login_account(), f"{username}|{epoch}")]
+
+
+def login_failures(username: str) -> tuple[int, int]:
+    """(failed sign-ins of this account from everywhere still counted, seconds until the next
+    attempt is let through) since the last unlock: what the console shows an operator."""
+    count_key, gate_key = _keys(login_account(), f"{username}|{account_epoch(username)}")
+    try:
+        return int(store().get(count_key) or 0), store().ttl(gate_key) or 0
+    except StoreUnavailable:
+        return 0, 0
+
+
+def unlock_account(username: str) -> None:
+    """Forget every sign-in failure of this account (an operator's "unlock", issue 10 item 14):
+    the next attempt from anywhere starts with the free allowance again."""
+    lifetime = max(EPOCH_LIFETIME, 2 * settings().login_failure_window)
+    store().incr(_epoch_key(username), lifetime, refresh=True)
+
+
 # -- hard limits -------------------------------------------------------------------------------
+def recover_ip() -> Limit:
+    """Identifications by personal data (apply, forgot account/password, activate) that found
+    nobody, per address: enough for a class sharing one address, too few to guess IDs."""
+    s = settings()
+    return Limit("recover.ip", s.recover_failures_per_ip, 3600)
+
+
+def recover_id() -> Limit:
+    """The same, per ID number: nobody can try many names and birthdays against one pupil's number."""
+    s = settings()
+    return Limit("recover.id", s.recover_failures_per_id, 3600)
+
 def login_ip() -> Limit:
     """Failures from one address across every account: a ceiling against spraying many accounts,
     high enough that a whole school behind one address does not meet it by mistyping."""

@@ -298,9 +298,10 @@ def identity(blind_index: str) -> dict[str, Any] | None:
             "affiliations": [AffiliationRow(*r[n:]) for r in rows if r[n] is not None]}
 
 
-def match(name: str, national_id: NationalId, birthday: dt.date) -> Person | None:
-    """The person whose sources hold this name, ID and birthday (R-S3: a month-day-only source matches
-    on month and day). A person with an open conflict on the typed field matches if any source agrees."""
+def match(name: str | None, national_id: NationalId, birthday: dt.date) -> Person | None:
+    """The person whose sources hold this name (any name when None: 忘記帳號 asks only ID and
+    birthday), ID and birthday (R-S3: a month-day-only source matches on month and day). A person with
+    an open conflict on the typed field matches if any source agrees."""
     bi = protection.blind_index(national_id)
     person = person_by_index(bi)
     if person is None:
@@ -308,7 +309,7 @@ def match(name: str, national_id: NationalId, birthday: dt.date) -> Person | Non
     rows = db.session.execute(sa.select(SourceRecord).where(SourceRecord.blind_index == bi)).scalars().all()
     typed_md = birthday.strftime("%m%d")
     for r in rows or []:
-        if r.name.strip() != name.strip():
+        if name is not None and r.name.strip() != name.strip():
             continue
         if r.birth_date is not None and r.birth_date == birthday:
             return person

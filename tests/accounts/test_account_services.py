@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from idp.accounts import services
+from idp.accounts import passwords, services
 from idp.extensions import db
+from idp.identity.nationalid import NationalId
+from idp.security.models import AuditEvent
 
 
 def test_username_is_case_insensitive_and_stored_lower_case(app) -> None:
@@ -18,19 +22,73 @@ def test_username_is_case_insensitive_and_stored_lower_case(app) -> None:
         services.create_account("WANG.XIAO-MING_1", "Long-Enough-1")
 
 
-@pytest.mark.parametrize("name", ["abc", "a" * 65, "has space", "中文帳號", "bad/slash", "-leading", ""])
+@pytest.mark.parametrize("name", ["abcde", "a" * 31, "has space", "中文帳號帳號帳號", "bad/slash", "email@x.tw", ""])
 def test_username_rules(app, name) -> None:
-    """R-L1, R-N4: names outside 4–64 letters, digits, '.', '_', '-' are refused with a clear message."""
+    """R-L1, R-N4: names outside 6–30 lower-case letters, digits, '.', '_', '-' are refused with a clear message."""
     with pytest.raises(services.InvalidUsername) as exc:
         services.create_account(name, "Long-Enough-1")
-    assert "4" in str(exc.value.message) and "64" in str(exc.value.message)
+    assert "6" in str(exc.value.message) and "30" in str(exc.value.message) and exc.value.field == "username"
 
 
-@pytest.mark.parametrize("password", ["short1", "", "Student77"])
-def test_password_rules(app, password) -> None:
-    """R-L1, R-N4: a password shorter than 8 characters or equal to the account name is refused."""
-    with pytest.raises(services.WeakPassword):
+def test_a_released_name_is_never_issued_again(app) -> None:
+    """R-A2, R-L1: an account name stays taken after its account is renamed or removed."""
+    account = services.create_account("first.owner", "Long-Enough-1")
+    db.session.commit()
+    db.session.delete(account)
+    db.session.commit()
+    assert services.get_account_by_username("first.owner") is None
+    with pytest.raises(services.UsernameTaken):
+        services.create_account("first.owner", "Long-Enough-1")
+
+
+@pytest.mark.parametrize(("password", "reason"), [
+    ("short1", "8"), ("", "8"), ("password123", "常見"), ("iloveyou", "常見"), ("Student77-x", "帳號"),
+])
+def test_password_rules(app, password, reason) -> None:
+    """R-L1, R-N4: a password shorter than 8, among the most common, or containing the account name is refused."""
+    with pytest.raises(passwords.WeakPassword) as exc:
         services.create_account("student77", password)
+    assert reason in str(exc.value.message) and exc.value.field == "password"
+
+
+def test_passwords_built_from_ones_own_data_are_refused(app) -> None:
+    """R-C2: the ID number (or its digits) and the birthday in its usual spellings are refused; others pass."""
+    nid = NationalId.parse("A123456789")
+    birthday = dt.date(2015, 5, 21)
+    for bad, word in [("mia-a123456789", "身分"), ("xx23456789yy", "身分"), ("cat-20150521", "生日"),
+                      ("dog-1040521", "生日"), ("bird-2015/05/21", "生日")]:
+        with pytest.raises(passwords.WeakPassword) as exc:
+            passwords.check(bad, username="wang.ming", national_id=nid, birthday=birthday)
+        assert word in str(exc.value.message)
+    passwords.check("seven green kites fly", username="wang.ming", national_id=nid, birthday=birthday)
+
+
+def test_disable_and_enable_record_who_and_why(app) -> None:
+    """R-C5: disabling records when, why and by whom (shown to operators); enabling clears it; both audited."""
+    account = services.create_account("pupil.disable", "Long-Enough-1", kind="cloud")
+    services.disable(account, reason="operator", actor="operator1")
+    db.session.commit()
+    assert not account.is_active and account.disabled_reason == "operator" and account.disabled_by == "operator1"
+    services.enable(account, actor="pupil.disable", how="activation")
+    db.session.commit()
+    assert account.is_active and account.disabled_reason is None
+    events = [e.event for e in db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id))]
+    assert events[-2:] == ["account.disabled", "account.enabled"]
+
+
+def test_the_inactivity_rule_disables_unused_accounts_but_not_operators(app) -> None:
+    """R-C5: accounts unused for account_inactivity_days are disabled with the reason "inactivity"."""
+    old = services.create_account("unused.pupil", "Long-Enough-1", kind="cloud")
+    operator = services.create_account("unused.operator", "Long-Enough-1", is_operator=True)
+    fresh = services.create_account("active.pupil", "Long-Enough-1", kind="cloud")
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    old.created_at = operator.created_at = long_ago
+    fresh.last_login_at = dt.datetime.now(dt.UTC)
+    db.session.commit()
+    assert services.disable_inactive(365) == 1
+    db.session.commit()
+    assert (old.status, old.disabled_reason, old.disabled_by) == ("disabled", "inactivity", "inactivity-rule")
+    assert operator.is_active and fresh.is_active
 
 
 def test_password_is_hashed_with_argon2id_from_settings(app) -> None:

@@ -32,11 +32,11 @@ def test_create_refuses_bad_input_with_a_message(app) -> None:
 
 
 def test_create_cloud_account_with_email(app) -> None:
-    """R-A2: --cloud makes a real-name cloud account; --email is recorded as its verified backup address."""
+    """R-A2, R-C7: --cloud makes a cloud account; --email is recorded but NOT verified (nobody proved it)."""
     runner = app.test_cli_runner()
     result = runner.invoke(args=["accounts", "create", "teacher.lin", "--password-stdin", "--cloud",
                                  "--email", "lin@example.edu.tw", "--json"], input="Long-Enough-1\n")
     assert result.exit_code == 0, result.output
     account = db.session.get(Account, json.loads(result.output)["id"])
-    assert account.kind == "cloud" and account.email == "lin@example.edu.tw" and account.email_verified
+    assert account.kind == "cloud" and account.email == "lin@example.edu.tw" and not account.email_verified
     assert not account.is_operator

@@ -16,8 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from e2e_helpers import ROOT, Server, env_without_proxies, flask_cli, free_port, start_server, wait_http
+from e2e_helpers import (
+    ROOT,
+    Server,
+    env_without_proxies,
+    flask_cli,
+    free_port,
+    recreate_database,
+    start_server,
+    wait_http,
+)
 
 BACKEND = os.environ.get("IDP_TEST_BACKEND", "postgres")
 PG_URL = os.environ.get("IDP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -32,18 +40,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "live" in item.keywords:
             item.add_marker(skip)
 
-
-def _recreate_database(url: str) -> str:
-    target = sa.engine.make_url(url)
-    name = f"{target.database}_e2e"
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return target.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +60,7 @@ def live_env(live_dir: Path, rp_port: int) -> dict[str, str]:
     env.update(
         IDP_CONFIG="testing",
         IDP_ISSUER=f"http://127.0.0.1:{port}",
-        IDP_DATABASE_URL=_recreate_database(PG_URL),
+        IDP_DATABASE_URL=recreate_database(PG_URL, "e2e"),
         IDP_REDIS_URL=REDIS_URL,
         IDP_STORE_PREFIX=f"e2e{os.getpid()}:",
         IDP_KEYS_DIR=str(live_dir / "keys"),

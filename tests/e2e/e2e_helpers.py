@@ -20,9 +20,25 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-DEMO_PASSWORDS = {"student": "Student-Demo-2026", "teacher": "Teacher-Demo-2026"}
+DEMO_PASSWORDS = {"student": "Pupil-Demo-2026", "teacher": "Mentor-Demo-2026"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+def recreate_database(url: str, suffix: str) -> str:
+    """A fresh PostgreSQL database ``<database of url>_<suffix>`` (dropped first if it exists); its URL."""
+    import sqlalchemy as sa
+
+    target = sa.engine.make_url(url)
+    name = f"{target.database}_{suffix}"
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return target.set(database=name).render_as_string(hide_password=False)
 
 
 def free_port() -> int:
@@ -104,10 +120,12 @@ def _hidden(page: str, name: str) -> str | None:
     return html.unescape(m.group(1)) if m else None
 
 
-def _form_action(page: str) -> str:
-    m = re.search(r'<form method="post" action="([^"]*)"', page)
-    assert m, page[:500]
-    return html.unescape(m.group(1))
+def _form_action(page: str, holding: str = 'name="allow"') -> str:
+    """The action of the POST form that holds ``holding`` (the consent page has more than one form)."""
+    for m in re.finditer(r'<form method="post" action="([^"]*)"(.*?)</form>', page, re.S):
+        if holding in m.group(2):
+            return html.unescape(m.group(1))
+    raise AssertionError(page[:500])
 
 
 @dataclass

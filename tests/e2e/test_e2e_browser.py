@@ -54,7 +54,7 @@ def test_demo_student_signs_in_refreshes_and_logs_out(page, demo_rp, live_server
     page.wait_for_url(lambda url: url.startswith(live_server.base + "/login"))
     assert page.locator("html").get_attribute("lang", timeout=5000).lower().startswith("zh")
     page.fill("input[name=username]", "student")
-    page.fill("input[name=password]", "Student-Demo-2026")
+    page.fill("input[name=password]", "Pupil-Demo-2026")
     page.screenshot(path=str(artifacts / "1-login.png"))
     page.locator("form:has(input[name=password]) [type=submit]").click()
 
@@ -100,7 +100,7 @@ def test_logout_at_provider_reaches_demo_app_by_back_channel(page, demo_rp, live
     page.click("#login")
     page.wait_for_url(lambda url: url.startswith(live_server.base + "/login"))
     page.fill("input[name=username]", "student")
-    page.fill("input[name=password]", "Student-Demo-2026")
+    page.fill("input[name=password]", "Pupil-Demo-2026")
     page.locator("form:has(input[name=password]) [type=submit]").click()
     page.wait_for_url(lambda url: url.startswith(live_server.base + "/oauth/authorize") or url == demo_rp + "/")
     if page.locator("input[name=allow]").count():

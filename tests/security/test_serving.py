@@ -21,13 +21,12 @@ from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from idp import create_app
 from idp.serving import WholeRequests, adapter_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from e2e_helpers import Server, env_without_proxies, flask_cli, free_port, start_server
+from e2e_helpers import Server, env_without_proxies, flask_cli, free_port, recreate_database, start_server
 
 BACKEND = os.environ.get("IDP_TEST_BACKEND", "postgres")
 PG_URL = os.environ.get("IDP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -220,17 +219,8 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A migrated database of its own (``<test database>_serving``), Redis with a prefix of its own."""
     if BACKEND != "postgres":
         pytest.skip("live tests run on PostgreSQL + Redis only")
-    target = sa.engine.make_url(PG_URL)
-    name = f"{target.database}_serving"
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
     env = env_without_proxies()
-    env.update(IDP_CONFIG="testing", IDP_DATABASE_URL=target.set(database=name).render_as_string(hide_password=False),
+    env.update(IDP_CONFIG="testing", IDP_DATABASE_URL=recreate_database(PG_URL, "serving"),
                IDP_REDIS_URL=REDIS_URL, IDP_STORE_PREFIX=f"serving{os.getpid()}:",
                IDP_KEYS_DIR=str(tmp_path_factory.mktemp("serving-keys")), IDP_LOG_LEVEL="WARNING")
     flask_cli(env, "db", "upgrade")
