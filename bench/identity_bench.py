@@ -139,15 +139,18 @@ def load(n: int, seed: int, today: dt.date) -> tuple[list[str], list[gen.Synthet
             for i, p in enumerate(gen.population(n, seed=seed, today=today), start=1):
                 cp_a.write_row((i, "county-63", p.school_code, p.role, p.title, p.grade, p.class_no, p.class_name,
                                 year, sem, "active", now, now))
-        # Every person is known to the county source: its mirror row, as a sync would have left it.
+        # Every person is known to the county source: its mirror row, as a sync would have left it
+        # (a pupil's with the keyed hash of their county account, R-L2).
         with cur.copy("COPY source_record (source, blind_index, name, birth_date, birth_month_day, affiliations, "
-                      "seen_at) FROM STDIN") as cp_s:
+                      "county_account_index, seen_at) FROM STDIN") as cp_s:
             for bi, p in zip(bis, gen.population(n, seed=seed, today=today), strict=True):
                 aff = [{"school_code": p.school_code, "role": p.role, "title": p.title, "grade": p.grade,
                         "class_no": p.class_no, "class_name": p.class_name, "academic_year": year,
                         "semester": sem, "active": True}]
+                account = gen.county_account(p)
                 cp_s.write_row(("county-63", bi, p.name, p.birth_date, p.birth_date.strftime("%m%d"),
-                                json.dumps(aff, ensure_ascii=False, separators=(",", ":")), now))
+                                json.dumps(aff, ensure_ascii=False, separators=(",", ":")),
+                                prot.county_account_index("63", account) if account else None, now))
         cur.execute("SELECT setval('person_id_seq', (SELECT max(id) FROM person))")
         for table, name, definition in constraints:
             cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')

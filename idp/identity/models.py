@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import text as sa_text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import TimestampMixin, utcnow
@@ -72,12 +73,21 @@ class Affiliation(db.Model):
 
 
 class SourceRecord(db.Model):
-    """What one source last said about one person (by blind index): the resolver merges these."""
+    """What one source last said about one person (by blind index): the resolver merges these.
+
+    ``county_account_index``: a county source's record of a current pupil may carry the pupil's
+    account at the county (縣市帳號, R-L2), kept only as ``protection.county_account_index`` (the
+    county code is inside the hash). It is cleared when the source says the pupil left or stops
+    sending the account, so a county login finds only the county's current pupils."""
 
     __tablename__ = "source_record"
     # Blind index first: the one index serves "what does every source say about this person" and
     # "what did this source say" alike (one index fewer for every sync to write, migration 0004).
-    __table_args__ = (UniqueConstraint("blind_index", "source", name="uq_source_record_blind_index_source"),)
+    # The county-account index is partial: rows without an account (most sources) cost a sync nothing.
+    __table_args__ = (UniqueConstraint("blind_index", "source", name="uq_source_record_blind_index_source"),
+                      Index("ix_source_record_county_account_index", "county_account_index",
+                            postgresql_where=sa_text("county_account_index IS NOT NULL"),
+                            sqlite_where=sa_text("county_account_index IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(40))
@@ -87,6 +97,7 @@ class SourceRecord(db.Model):
     birth_month_day: Mapped[str | None] = mapped_column(String(4))
     affiliations: Mapped[list] = mapped_column(JSON, default=list)
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    county_account_index: Mapped[str | None] = mapped_column(String(64))
 
 
 class SourceCursor(db.Model):

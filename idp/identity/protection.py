@@ -8,6 +8,10 @@ Only this module and ``identity.nationalid`` ever see a clear number. The databa
 * a *ciphertext*: AES-256-GCM under the current key of ``identity_encryption_keys``, random
   96-bit nonce, stored as ``<key id>:<base64(nonce || ciphertext+tag)>``. The key id lets old rows
   be decrypted after the key rotates; ``reencrypt`` moves a row to the current key.
+
+A person's account at their county's education network (縣市帳號, R-L2) is kept the same way as the
+number's blind index, never in clear: ``county_account_index`` is an HMAC in a domain of its own (a
+sub-key of the index key), so an account index can never equal, or be tried against, a number's.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import base64
 import hashlib
 import hmac
 import os
+import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from idp.identity.nationalid import NationalId
 
 AAD = b"idp.identity.national_id.v1"
+COUNTY_ACCOUNT_DOMAIN = b"idp.identity.county_account.v1"
 
 
 class ProtectionError(RuntimeError):
@@ -49,6 +56,17 @@ class Protector:
     def blind_index(self, nid: NationalId) -> str:
         return hmac.new(self.index_key, nid.reveal().encode("ascii"), hashlib.sha256).hexdigest()
 
+    @cached_property
+    def _county_account_key(self) -> bytes:
+        return hmac.new(self.index_key, COUNTY_ACCOUNT_DOMAIN, hashlib.sha256).digest()
+
+    def county_account_index(self, county_code: str, account: str) -> str:
+        """The keyed hash a county account is stored and looked up by (R-L2): the same for
+        ``NTPC0521``, ``ntpc0521`` and a full-width ``ｎｔｐｃ０５２１`` typed or exported by another
+        tool, since a county's login treats them as one account."""
+        message = f"{county_code.strip()}\0{normalise_county_account(account)}".encode()
+        return hmac.new(self._county_account_key, message, hashlib.sha256).hexdigest()
+
     def encrypt(self, nid: NationalId) -> str:
         nonce = os.urandom(12)
         sealed = AESGCM(self.keys[self.current_key_id]).encrypt(nonce, nid.reveal().encode("ascii"), AAD)
@@ -74,6 +92,11 @@ class Protector:
         if self.key_id_of(ciphertext) == self.current_key_id:
             return ciphertext
         return self.encrypt(self.decrypt(ciphertext))
+
+
+def normalise_county_account(account: str) -> str:
+    """Width- and case-folded (NFKC, then casefold) and trimmed: the form an account is hashed in."""
+    return unicodedata.normalize("NFKC", account).strip().casefold()
 
 
 def parse_keys(text: str) -> dict[str, bytes]:
@@ -117,6 +140,12 @@ def blind_index(nid: NationalId) -> str:
 
 def encrypt(nid: NationalId) -> str:
     return protector().encrypt(nid)
+
+
+def county_account_index(county_code: str, account: str) -> str:
+    """The keyed hash of a person's account at a county (``county_code``: the school directory's
+    two-digit code, e.g. ``"01"`` for 新北市); the clear account goes no further than this."""
+    return protector().county_account_index(county_code, account)
 
 
 def decrypt(ciphertext: str) -> NationalId:

@@ -4,6 +4,8 @@ operator may see, how a conflict is closed.
 - ``link_account`` is the one way a cloud account and a person are joined: one account per person
   for life, audited. ``find_by_personal_data`` is the one way a person is recognised from what they
   typed (name, ID, birthday; a month-day-only source matches on month and day, R-S3).
+  ``person_by_county_account`` finds a county's current pupil by their account at the county (R-L2),
+  through its keyed hash only.
 - Operator views (issue 3 item 9): a typed number is hashed on arrival and only the blind index goes
   further; every look-up and every person page is audited with the person id, never the ID, and uses
   the operator's hourly allowance.
@@ -43,6 +45,24 @@ def index_of(raw_id: str) -> str:
 
 def person_by_index(blind_index: str) -> Person | None:
     return db.session.scalar(sa.select(Person).where(Person.blind_index == blind_index))
+
+
+def person_by_county_account(county_code: str, account: str) -> Person | None:
+    """The person a county's source reports with this account at the county (縣市帳號, R-L2), or None.
+
+    ``county_code``: the school directory's two-digit code of the county (``"01"`` = 新北市);
+    ``account``: as the county's login names it (case and full-width forms do not matter). The
+    account is hashed here and goes no further. The link lasts while the county's source reports
+    the pupil at school with that account: gone once it says 離校, stops sending the account, or a
+    new snapshot no longer lists the pupil. Two people with the same account at one county find
+    nobody (never a guess). Affiliations are not checked here: the county login refuses a person
+    without a current affiliation at a school of that county with its own page."""
+    if not account or not account.strip() or not county_code:
+        return None
+    index = protection.county_account_index(county_code, account)
+    ids = db.session.scalars(sa.select(Person.id).join(SourceRecord, SourceRecord.blind_index == Person.blind_index)
+                             .where(SourceRecord.county_account_index == index).distinct().limit(2)).all()
+    return db.session.get(Person, ids[0]) if len(ids) == 1 else None
 
 
 def find_person(raw_id: str) -> Person | None:

@@ -68,6 +68,8 @@ ACCOUNT_UNLOCKED = "account.unlocked"
 SUPPORT_REPORTED = "support.reported"
 SUPPORT_ANSWERED = "support.answered"
 SUPPORT_CLOSED = "support.closed"
+# a sync in which people left a source (idp.sources.sync): counts and the snapshot's hash prefix, never who
+SOURCE_LEFT = "source.left"
 
 
 def record(event: str, actor: str | None = None, client_id: str | None = None, **data: Any) -> AuditEvent:

@@ -1,12 +1,20 @@
 """The one interface every trusted source implements, and the neutral records it returns (R-S1).
 
 Adapters map each source's own field names onto ``PersonRecord``; nothing downstream knows a
-source's format. A record carries a ``NationalId`` (masked when printed), never a bare string.
+source's format. A record carries a ``NationalId`` (masked when printed), never a bare string, and
+a county account (``CountyAccount``, masked too) that the resolver keeps only as a keyed hash.
+
+A dropped file is a snapshot (issue 12 item 7): each new version of the file (by content hash,
+which the cursor records) is read whole, an unchanged one yields nothing, and once a version has
+been read to its end the sync marks everybody that source knows but the version no longer lists
+as left (``HttpFeed.snapshot_ends`` / ``snapshot_ids``). HTTP feeds are change feeds: their
+cursor is the source's own, and nobody is ever left for not being in a page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -44,8 +52,24 @@ class AffiliationRecord(NamedTuple):
                 "active" if self.active else "left")
 
 
+class CountyAccount(NamedTuple):
+    """A pupil's account at their county's education network (縣市帳號, R-L2): the county's code in
+    the school directory (``"01"`` = 新北市) and the account as the county exported it. It is what a
+    county login is matched by, so it is masked when printed (a record may end up in a log) and
+    stored only as ``protection.county_account_index``."""
+
+    county: str
+    account: str
+
+    def __repr__(self) -> str:
+        return f"CountyAccount({self.county!r}, '***')"
+
+    __str__ = __repr__
+
+
 class PersonRecord(NamedTuple):
-    """What one source says about one person. ``birth_date`` or only ``birth_month_day`` ("MMDD")."""
+    """What one source says about one person. ``birth_date`` or only ``birth_month_day`` ("MMDD").
+    ``county_account``: the person's account at the county, from a county source only."""
 
     source: str
     national_id: NationalId
@@ -53,6 +77,7 @@ class PersonRecord(NamedTuple):
     birth_date: dt.date | None = None
     birth_month_day: str | None = None
     affiliations: tuple[AffiliationRecord, ...] = ()
+    county_account: CountyAccount | None = None
 
     @property
     def month_day(self) -> str | None:
@@ -101,6 +126,7 @@ class HttpFeed:
     The feed protocol the adapters expect: ``GET {url}/changes?cursor=C&limit=N`` → records plus the
     next cursor; ``GET {url}/schools/{code}`` → that school's records. A source's own raw field names
     are mapped by the adapter's ``to_record``; ``read`` passes over the records it cannot map.
+    With ``file``, a dropped export instead: a snapshot of everybody at the source (module docstring).
     """
 
     name: str = "feed"
@@ -112,8 +138,14 @@ class HttpFeed:
     required: tuple[str, ...] = ()
 
     def __init__(self, name: str | None = None, url: str = "", token: str | None = None, token_env: str = "",
-                 file: str = "", timeout: float = 30.0, batch_size: int | None = None, **options: Any) -> None:
+                 file: str = "", timeout: float = 30.0, batch_size: int | None = None,
+                 snapshot_max_left: float = 0.5, **options: Any) -> None:
         self.name = name or self.name
+        if not 0 < snapshot_max_left <= 1:
+            raise SourceError(f"source {self.name}: snapshot_max_left must be a share above 0 and at most 1")
+        # A snapshot of a dropped file that would make more than this share of the people it lists and
+        # the source knew leave at once is refused (``resolver.mark_absent``).
+        self.snapshot_max_left = snapshot_max_left
         self.url = url.rstrip("/")
         self.token = token if token is not None else (os.environ.get(token_env, "") if token_env else "")
         self.file = file
@@ -121,7 +153,8 @@ class HttpFeed:
         self.batch_size = batch_size or self.batch_size
         self.options = options
         self._session = requests.Session()
-        self._file_cache: tuple[tuple[str, int, int], list[Any]] | None = None
+        # (path, mtime, size) of the version read, its content hash and its records
+        self._file_cache: tuple[tuple[str, int, int], str, list[Any]] | None = None
 
     def _get(self, path: str, **params: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -195,20 +228,64 @@ class HttpFeed:
         return str(raw.get(self.id_field, "")).strip().upper() if isinstance(raw, dict) else ""
 
     def _file_changes(self, cursor: str) -> tuple[list[Any], str]:
-        """A dropped file: the cursor is the offset read up to. The file is read once and kept while it
-        stays the same (size and modification time), not parsed again for every page."""
+        """A dropped file is a snapshot: the cursor is ``<content hash>:<offset read up to>``. A new
+        version (another hash; also a cursor from before snapshots, a bare offset) is read from its
+        first record, the version the cursor names goes on from its offset, and a version read to
+        its end yields nothing more, however often it is dropped again or touched."""
+        digest, raws = self._file_version()
+        version, _, offset = cursor.rpartition(":")
+        start = int(offset) if version == digest and offset.isdigit() else 0
+        chunk = raws[start:start + self.batch_size]
+        return chunk, f"{digest}:{start + len(chunk)}"
+
+    def _file_version(self) -> tuple[str, list[Any]]:
+        """The dropped file's content hash and records. Read and parsed once per version, and kept
+        while the file's size and modification time stay the same (not parsed again for every page).
+        A file that holds no records is refused: it says nothing about who is at the source, so it
+        must not make everybody a leaver."""
         try:
             stat = os.stat(self.file)
             key = (self.file, stat.st_mtime_ns, stat.st_size)
-            if self._file_cache is None or self._file_cache[0] != key:
+            cache = self._file_cache
+            if cache is None or cache[0] != key:
                 with open(self.file, "rb") as fh:
-                    self._file_cache = (key, self.parse_file(fh.read()))
+                    data = fh.read()
+                raws = self.parse_file(data) if data.strip(b"\xef\xbb\xbf \t\r\n") else []
+                if not raws:
+                    raise SourceError(f"source {self.name}: the dropped file holds no records; it is not taken "
+                                      "as a snapshot and nobody is marked as left")
+                cache = self._file_cache = (key, hashlib.sha256(data).hexdigest(), raws)
         except OSError as exc:
             raise SourceError(f"source {self.name}: cannot read the dropped file ({type(exc).__name__})") from exc
-        raws = self._file_cache[1]
-        start = int(cursor or 0)
-        chunk = raws[start:start + self.batch_size]
-        return chunk, str(start + len(chunk))
+        return cache[1], cache[2]
+
+    def snapshot_ends(self, cursor: str) -> bool:
+        """Does ``cursor`` end a complete, successfully parsed version of a dropped file (the page
+        before it was the version's last)? Always False for an HTTP feed. Only the version the pages
+        were cut from counts: one replaced before it was read to its end is never a snapshot (the
+        newer one will be, at the next sync)."""
+        return self._ended_version(cursor) is not None
+
+    def snapshot_ids(self, cursor: str) -> list[NationalId]:
+        """Everybody the version of the file that ``cursor`` ends lists (``snapshot_ends``): the
+        number of every record whose number can be read, the records otherwise rejected included (a
+        missing name must not make a pupil a leaver). Empty when ``cursor`` ends no snapshot."""
+        ids: list[NationalId] = []
+        field = self.id_field
+        for raw in self._ended_version(cursor) or ():
+            try:
+                ids.append(NationalId.parse(str(raw.get(field) or "")))
+            except (InvalidNationalId, AttributeError):
+                continue
+        return ids
+
+    def _ended_version(self, cursor: str) -> list[Any] | None:
+        """The records of the version of the dropped file that ``cursor`` ends, else None."""
+        cache = self._file_cache  # the prefetching thread may replace it: read it once
+        if not self.file or cache is None:
+            return None
+        version, _, offset = cursor.rpartition(":")
+        return cache[2] if version == cache[1] and offset == str(len(cache[2])) else None
 
     def parse_file(self, data: bytes) -> list[Any]:
         """A dropped JSON file: a list of raw records (a BOM from Windows tools is allowed)."""

@@ -42,6 +42,7 @@ def sync_cmd(name: str | None, max_batches: int | None, workers: int | None) -> 
             continue
         click.echo(f"{src.name}: {t['records']} records in {t['batches']} batches, "
                    f"{t['new_persons']} new persons, {t['conflicts']} conflicts"
+                   + (f", {t['left']} left" if t["left"] else "")
                    + (f", {t['rejected']} records not read (see the log)" if t["rejected"] else ""))
     if failed:
         raise click.ClickException(f"not synced: {', '.join(failed)}")

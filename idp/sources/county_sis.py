@@ -1,8 +1,13 @@
 """County student-affairs systems (學務系統): one instance per county, JSON or CSV export.
 
 Raw JSON fields: ``sid`` (ID), ``stu_name``, ``birthday`` (YYYY-MM-DD), ``sch_code``, ``grade``,
-``class_no``, ``class_title``, ``status`` (在學 / 離校), ``acad_year``, ``term``. The CSV export has
-the columns 身分證號, 姓名, 生日, 學校代碼, 年級, 班級, 班級名稱, 狀態, 學年度, 學期.
+``class_no``, ``class_title``, ``status`` (在學 / 離校), ``acad_year``, ``term`` and, optionally,
+``county_account`` (the pupil's account at the county's education network, 縣市帳號). The CSV export
+has the columns 身分證號, 姓名, 生日, 學校代碼, 年級, 班級, 班級名稱, 狀態, 學年度, 學期 and, optionally, 縣市帳號.
+
+The ``county`` option is the county's two-digit code in the school directory (``"01"`` = 新北市): a
+county login (R-L2) looks a pupil up by that code and the account, so a county source without it
+ignores the accounts it sends. A dropped export is a snapshot (see ``base``).
 """
 
 from __future__ import annotations
@@ -12,11 +17,19 @@ import io
 from typing import Any
 
 from idp.identity.nationalid import NationalId
-from idp.sources.base import AffiliationRecord, HttpFeed, PersonRecord, SourceError, decode_export, parse_date
+from idp.sources.base import (
+    AffiliationRecord,
+    CountyAccount,
+    HttpFeed,
+    PersonRecord,
+    SourceError,
+    decode_export,
+    parse_date,
+)
 
 CSV_COLUMNS = {"身分證號": "sid", "姓名": "stu_name", "生日": "birthday", "學校代碼": "sch_code", "年級": "grade",
                "班級": "class_no", "班級名稱": "class_title", "狀態": "status", "學年度": "acad_year",
-               "學期": "term"}
+               "學期": "term", "縣市帳號": "county_account"}
 
 
 def _int(v: Any) -> int | None:
@@ -41,8 +54,11 @@ class CountySIS(HttpFeed):
             class_no=str(raw.get("class_no") or "") or None, class_name=raw.get("class_title") or None,
             academic_year=_int(raw.get("acad_year")), semester=_int(raw.get("term")),
             active=raw.get("status", "在學") == "在學")
+        account = raw.get("county_account")
+        account = str(account).strip() if account not in (None, "") and self.county else None
         return PersonRecord(source=self.name, national_id=NationalId.parse(raw["sid"]), name=raw["stu_name"],
-                            birth_date=parse_date(raw.get("birthday")), affiliations=(aff,))
+                            birth_date=parse_date(raw.get("birthday")), affiliations=(aff,),
+                            county_account=CountyAccount(self.county, account) if account else None)
 
     def raw_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
         if self.format != "csv" or self.file:

@@ -78,8 +78,9 @@ def serve(app: Flask) -> Iterator[str]:
 def load_demo_people(n: int = 200, seed: int = 1, extra: list[Any] | None = None,
                      schools: list[tuple[str, str]] | None = None) -> dict[str, dict[str, int]]:
     """For the demo: generate ``n`` people (plus ``extra`` ``SyntheticPerson``s, e.g. the demo student),
-    serve them from the three fake feeds on loopback and sync them through the real HTTP adapters.
-    Students go to a county feed (senior-high grades to the K-12 registry), staff to webHR."""
+    serve them from fake feeds on loopback and sync them through the real HTTP adapters. Pupils up to
+    grade 9 go to their county's feed (``county-01`` for 新北市 …, each with its pupils' county
+    accounts, ``generator.county_account``), senior-high grades to the K-12 registry, staff to webHR."""
     from idp.sources import generator as gen
     from idp.sources.county_sis import CountySIS
     from idp.sources.k12_registry import K12Registry
@@ -88,14 +89,17 @@ def load_demo_people(n: int = 200, seed: int = 1, extra: list[Any] | None = None
 
     people = list(gen.population(n, seed=seed, schools=schools)) + list(extra or [])
     token = "demo-feed-token"
-    feeds = {
-        "county": ([gen.county_raw(p) for p in people if p.role == "學生" and (p.grade or 0) <= 9], "sch_code",
-                   lambda url: CountySIS(url=url, token=token, county="demo", name="county-demo")),
+    feeds: dict[str, tuple[list[dict[str, Any]], str, Any]] = {}
+    for county in sorted({p.county for p in people if p.role == "學生" and (p.grade or 0) <= 9}):
+        feeds[f"county-{county}"] = (
+            [gen.county_raw(p) for p in people if p.role == "學生" and (p.grade or 0) <= 9 and p.county == county],
+            "sch_code", lambda url, county=county: CountySIS(url=url, token=token, county=county))
+    feeds.update({
         "k12": ([gen.k12_raw(p) for p in people if p.role == "學生" and (p.grade or 0) > 9], "schno",
                 lambda url: K12Registry(url=url, token=token)),
         "webhr": ([gen.webhr_raw(p) for p in people if p.role != "學生"], "posts",
                   lambda url: WebHR(url=url, token=token)),
-    }
+    })
     totals = {}
     for name, (raws, field, make) in feeds.items():
         with serve(feed_app(raws, token, field)) as url:

@@ -7,6 +7,7 @@ numbers exactly as a real feed does; the adapters turn them into ``NationalId`` 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from idp.identity.nationalid import LETTER_VALUES, check_digit
 SURNAMES = "陳林黃張李王吳劉蔡楊許鄭謝洪郭邱曾廖賴徐周葉蘇莊呂江何蕭羅高潘簡朱鍾游彭詹胡施沈余盧梁趙顏柯翁魏孫戴"
 GIVEN = "宜庭家怡雅婷志明俊傑冠宇承恩柏翰品妤子涵詠晴宥廷彥廷欣妍語彤芷瑜佳穎建宏淑芬美玲信宏文雄"
 COUNTIES = {"63": "臺北市", "64": "高雄市", "01": "新北市", "03": "桃園市", "66": "臺中市", "67": "臺南市"}
+# How each county's education network starts its pupils' account names (縣市帳號) in the synthetic data.
+COUNTY_ACCOUNT_PREFIX = {"63": "tp", "64": "kh", "01": "ntpc", "02": "ilc", "03": "tyc", "15": "hlc", "66": "tc",
+                         "67": "tn"}
 CLASS_WORDS = "忠孝仁愛信義和平"
 
 
@@ -75,11 +79,21 @@ def population(n: int, seed: int = 1, n_schools: int | None = None, today: dt.da
                                   f"{grade}年{CLASS_WORDS[cls % len(CLASS_WORDS)]}班", county)
 
 
+def county_account(p: SyntheticPerson) -> str | None:
+    """A pupil's account at their county's education network (縣市帳號), as the county would have
+    issued it: the county's prefix and six digits fixed by the (synthetic) person, e.g. ``ntpc123456``
+    for a 新北市 pupil. Staff have none here: the county student systems export pupils only."""
+    if p.role != "學生":
+        return None
+    digits = int.from_bytes(hashlib.sha256(p.national_id.encode()).digest()[:8], "big") % 10**6
+    return f"{COUNTY_ACCOUNT_PREFIX.get(p.county, 'edu')}{digits:06d}"
+
+
 def county_raw(p: SyntheticPerson, today: dt.date | None = None) -> dict:
     year, sem = academic_term(today or dt.date(2025, 9, 1))
     return {"sid": p.national_id, "stu_name": p.name, "birthday": p.birth_date.isoformat(), "sch_code": p.school_code,
             "grade": p.grade, "class_no": p.class_no, "class_title": p.class_name, "status": "在學",
-            "acad_year": year, "term": sem}
+            "acad_year": year, "term": sem, "county_account": county_account(p)}
 
 
 def k12_raw(p: SyntheticPerson, today: dt.date | None = None) -> dict:

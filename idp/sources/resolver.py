@@ -7,6 +7,11 @@ those records only (an unchanged one was merged when it last changed), (2) creat
 disagreement opens an ``IdentityConflict`` and leaves the person as it was (never a silent merge),
 (4) upserts the affiliations the source reports and marks the ones it no longer reports ``left``.
 ``Person.account_id`` is never written here: a transfer changes affiliations, not the account.
+
+A county source's record of a current pupil may carry their county account (R-L2): the mirror row
+keeps only its keyed hash (``county_account_index``), and only while the source reports the pupil
+at school (a 離校 record, or one without the account, clears it). ``mark_absent`` applies a complete
+snapshot of a dropped file: whoever the source knew and the snapshot no longer lists is left.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -26,7 +31,7 @@ from idp.identity import protection
 from idp.identity.models import Affiliation, IdentityConflict, Person, SourceRecord
 from idp.identity.nationalid import NationalId
 from idp.identity.services import person_by_index
-from idp.sources.base import AffiliationRecord, PersonRecord
+from idp.sources.base import AffiliationRecord, PersonRecord, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -101,29 +106,45 @@ def merge_batch(source: str, records: Sequence[PersonRecord], now: dt.datetime |
     for rec in records:  # the last record for a person in a batch wins
         by_bi[prot.blind_index(rec.national_id)] = rec
     if not by_bi:
-        return {"records": 0, "new_persons": 0, "conflicts": 0}
+        return {"records": 0, "new_persons": 0, "conflicts": 0, "left": 0}
     mirror = [{"blind_index": bi, "name": rec.name, "birth_date": rec.birth_date, "birth_month_day": rec.month_day,
-               "affiliations": [a.as_json() for a in rec.affiliations]} for bi, rec in by_bi.items()]
+               "affiliations": [a.as_json() for a in rec.affiliations],
+               "county_account_index": _account_index(prot, rec) if rec.county_account else None}
+              for bi, rec in by_bi.items()]
     written = _write_mirror(source, mirror, now)
-    counts = {"records": len(by_bi), "new_persons": 0, "conflicts": 0}
+    counts = {"records": len(by_bi), "new_persons": 0, "conflicts": 0, "left": 0}
     if written:
         counts.update(_merge_persons(source, {bi: by_bi[bi] for bi in written}, now))
     return counts
 
 
-MIRROR_FIELDS = ("name", "birth_date", "birth_month_day", "affiliations")
+def _account_index(prot: protection.Protector, rec: PersonRecord) -> str | None:
+    """The keyed hash of the record's county account while the source reports the pupil at school:
+    a pupil who left (離校) cannot be found by their county account any more."""
+    ca = rec.county_account
+    if ca is None or not any(a.active for a in rec.affiliations):
+        return None
+    return prot.county_account_index(ca.county, ca.account)
+
+
+MIRROR_FIELDS = ("name", "birth_date", "birth_month_day", "affiliations", "county_account_index")
 _WRITE_MIRROR_PG = sa.text("""
     WITH x AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
-               AS x(blind_index varchar, name varchar, birth_date date, birth_month_day varchar, affiliations json))
-    INSERT INTO source_record (source, blind_index, name, birth_date, birth_month_day, affiliations, seen_at)
-    SELECT :source, x.blind_index, x.name, x.birth_date, x.birth_month_day, x.affiliations, :now
+               AS x(blind_index varchar, name varchar, birth_date date, birth_month_day varchar, affiliations json,
+                    county_account_index varchar))
+    INSERT INTO source_record (source, blind_index, name, birth_date, birth_month_day, affiliations,
+                               county_account_index, seen_at)
+    SELECT :source, x.blind_index, x.name, x.birth_date, x.birth_month_day, x.affiliations, x.county_account_index,
+           :now
     FROM x LEFT JOIN source_record s ON s.source = :source AND s.blind_index = x.blind_index
     WHERE s.id IS NULL
-       OR (s.name, s.birth_date, s.birth_month_day, CAST(s.affiliations AS text))
-          IS DISTINCT FROM (x.name, x.birth_date, x.birth_month_day, CAST(x.affiliations AS text))
+       OR (s.name, s.birth_date, s.birth_month_day, CAST(s.affiliations AS text), s.county_account_index)
+          IS DISTINCT FROM (x.name, x.birth_date, x.birth_month_day, CAST(x.affiliations AS text),
+                            x.county_account_index)
     ON CONFLICT (source, blind_index) DO UPDATE SET
         name = EXCLUDED.name, birth_date = EXCLUDED.birth_date, birth_month_day = EXCLUDED.birth_month_day,
-        affiliations = EXCLUDED.affiliations, seen_at = EXCLUDED.seen_at
+        affiliations = EXCLUDED.affiliations, county_account_index = EXCLUDED.county_account_index,
+        seen_at = EXCLUDED.seen_at
     RETURNING blind_index""")
 
 
@@ -202,17 +223,19 @@ def _merge_persons(source: str, by_bi: dict[str, PersonRecord], now: dt.datetime
     if new_rows:
         ids.update(db.session.execute(sa.select(pt.c.blind_index, pt.c.id).where(
             _in(pt.c.blind_index, [r["blind_index"] for r in new_rows]))).all())
-    _merge_affiliations(source, by_bi, ids, now)
-    return {"new_persons": len(new_rows), "conflicts": len(conflicts)}
+    left = _merge_affiliations(source, by_bi, ids, now)
+    return {"new_persons": len(new_rows), "conflicts": len(conflicts), "left": left}
 
 
 AFFILIATION_FIELDS = ("title", "grade", "class_no", "class_name", "academic_year", "semester", "status")
 
 
-def _merge_affiliations(source: str, by_bi: dict[str, PersonRecord], ids: dict[str, int], now: dt.datetime) -> None:
+def _merge_affiliations(source: str, by_bi: dict[str, PersonRecord], ids: dict[str, int], now: dt.datetime) -> int:
     """Write the affiliations this source reports that are new or changed, and mark ``left`` the
     active ones it no longer reports for these people (a transfer, a graduation, a post given up);
-    an affiliation is never deleted. ``last_seen`` is when the source last reported a change."""
+    an affiliation is never deleted. ``last_seen`` is when the source last reported a change.
+    Returns how many of these people were current at this source and are not any more (a 離校
+    record; a transfer within the source is no leaving)."""
     at = Affiliation.__table__
     reported: dict[tuple, AffiliationRecord] = {}
     for bi, rec in by_bi.items():
@@ -229,6 +252,72 @@ def _merge_affiliations(source: str, by_bi: dict[str, PersonRecord], ids: dict[s
     if gone:
         db.session.execute(sa.update(at).where(_in(at.c.id, gone)).values(status="left", last_seen=now),
                            execution_options={"synchronize_session": False})
+    was_current = {key[0] for key, (_, values) in stored.items() if values[-1] == "active"}
+    return len(was_current - {key[0] for key, a in reported.items() if a.active})
+
+
+class SnapshotRefused(SourceError):
+    """A snapshot that would make too many people leavers at once (a truncated or wrong file): not
+    applied, nobody is marked as left. The message holds counts only."""
+
+
+def mark_absent(source: str, present: Iterable[NationalId], now: dt.datetime | None = None,
+                max_left_share: float = 0.5) -> int:
+    """Apply a complete snapshot of ``source`` (a dropped file read to its end; ``present``: everybody
+    it lists): whoever the source knew and the snapshot no longer lists loses this source's current
+    affiliations (marked ``left``, as a 離校 record would) and the county account it carried, and its
+    mirror row says so, so that the person listed again later is a change and becomes current again.
+    Returns how many people left. The caller commits.
+
+    Refused (``SnapshotRefused``, nothing marked) when the snapshot lists nobody, or when more than
+    ``max_left_share`` of the people it knows as current would leave at once: a file cut short at a
+    line boundary parses, and must not end the county login of a whole county. A school year's end
+    (a sixth to a third of the pupils) stays well under the default half."""
+    now = now or utcnow()
+    prot = protection.protector()
+    listed = {prot.blind_index(nid) for nid in present}
+    if not listed:
+        raise SnapshotRefused(f"source {source}: the snapshot lists nobody; nobody is marked as left")
+    sr, at, pt = SourceRecord.__table__, Affiliation.__table__, Person.__table__
+    # Who is current at this source now (not everybody it ever knew: past leavers are left already).
+    current = db.session.execute(sa.select(pt.c.id, pt.c.blind_index).distinct()
+                                 .select_from(at.join(pt, pt.c.id == at.c.person_id))
+                                 .where(at.c.source == source, at.c.status == "active")).all()
+    leaving = {pid: bi for pid, bi in current if bi not in listed}
+    if not leaving:
+        return 0
+    if len(leaving) > max_left_share * (len(leaving) + len(listed)):
+        raise SnapshotRefused(
+            f"source {source}: the snapshot would mark {len(leaving)} of {len(leaving) + len(listed)} people as "
+            f"left (more than {max_left_share:.0%} at once); not applied, nobody is marked as left: check the "
+            "file, or raise snapshot_max_left for this source")
+    for chunk in _chunks(list(leaving)):
+        db.session.execute(sa.update(at).where(at.c.source == source, at.c.status == "active",
+                                               _in(at.c.person_id, chunk)).values(status="left", last_seen=now),
+                           execution_options={"synchronize_session": False})
+    updates = []
+    for chunk in _chunks(list(leaving.values())):
+        for rid, affs in db.session.execute(sa.select(sr.c.id, sr.c.affiliations)
+                                            .where(sr.c.source == source, _in(sr.c.blind_index, chunk))):
+            updates.append({"rid": rid, "affs": [{**a, "active": False} for a in affs or ()]})
+    if updates and db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text(
+            "UPDATE source_record SET affiliations = u.affs, county_account_index = NULL, seen_at = :now "
+            "FROM json_to_recordset(CAST(:rows AS json)) AS u(rid integer, affs json) WHERE source_record.id = u.rid"),
+            {"now": now, "rows": _json(updates)})
+    elif updates:
+        db.session.execute(sa.update(sr).where(sr.c.id == sa.bindparam("rid")).values(
+            affiliations=sa.bindparam("affs"), county_account_index=None, seen_at=now), updates,
+            execution_options={"synchronize_session": False})
+    return len(leaving)
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    """The whole list on PostgreSQL (``_in`` sends one JSON parameter); elsewhere slices that stay
+    under SQLite's limit of bound parameters."""
+    size = len(values) if db.engine.dialect.name == "postgresql" else 10_000
+    for i in range(0, len(values), max(size, 1)):
+        yield values[i:i + size]
 
 
 def _aff_row(person_id: int, source: str, a: AffiliationRecord, now: dt.datetime) -> dict[str, Any]:

@@ -3,6 +3,12 @@
 Each batch and the cursor that ends it are committed in one transaction, so a crash loses at most
 the batch in flight and the next run resumes from the last committed cursor. Applying a batch twice
 leaves the same rows (upserts keyed on source + blind index, person + source + school + role).
+
+A dropped file is a snapshot (issue 12 item 7): the page that ends a new version of the file, the
+people that version no longer lists marked as left (``resolver.mark_absent``) and the cursor are
+committed together, and a sync reads at most one version (one dropped while it runs waits for the
+next sync). ``left`` counts the people no longer current at the source, by a 離校 record or by
+missing from a snapshot; a sync where anybody left leaves one audit row with the counts.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import sqlalchemy as sa
 
 from idp.extensions import db
 from idp.identity.models import SourceCursor
+from idp.security import audit
 from idp.sources.base import DataSource, Rejected, SourceError
-from idp.sources.resolver import merge_batch
+from idp.sources.resolver import mark_absent, merge_batch
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ def configured_sources() -> dict[str, DataSource]:
     return sources
 
 
-COUNTS = ("records", "new_persons", "conflicts", "rejected")
+COUNTS = ("records", "new_persons", "conflicts", "rejected", "left")
 
 
 def sync(source: DataSource, max_batches: int | None = None,
@@ -76,19 +83,23 @@ def sync(source: DataSource, max_batches: int | None = None,
 
     Records a source sends that cannot be read are counted as ``rejected`` and logged with their place
     in the feed (never their content), and the sync goes on: one typing mistake in a county's
-    export must not hold up everybody after it, day after day.
+    export must not hold up everybody after it, day after day. ``left``: people no longer current
+    at the source (a 離校 record, or missing from a new snapshot of a dropped file).
 
     With ``workers`` > 1 (PostgreSQL and an HTTP feed only), each page is split by person across
     that many worker processes, each merging its share on its own connection: the merge is half
     Python and half database work, and one process keeps one core busy at best.
     """
     totals = dict.fromkeys(("batches", *COUNTS), 0)
+    snapshot: dict[str, Any] = {}
     row = db.session.get(SourceCursor, source.name)
     cursor = row.cursor if row else ""
     from idp.sources.base import HttpFeed
 
     if workers > 1 and isinstance(source, HttpFeed) and db.engine.dialect.name == "postgresql":
-        return _run_parallel(source, cursor, totals, max_batches, on_batch, workers)
+        _run_parallel(source, cursor, totals, max_batches, on_batch, workers, snapshot)
+        _audit_left(source.name, totals, snapshot)
+        return totals
     # HTTP feeds: fetch and map page k+1 in a thread while page k is written (the cursor committed is
     # still that of the last page written). Database-backed sources read in this thread only.
     from concurrent.futures import ThreadPoolExecutor
@@ -96,22 +107,29 @@ def sync(source: DataSource, max_batches: int | None = None,
     pool = ThreadPoolExecutor(max_workers=1) if isinstance(source, HttpFeed) else None
     pending = pool.submit(source.changes, cursor) if pool else None
     try:
-        return _run(source, cursor, totals, max_batches, on_batch, pool, pending)
+        _run(source, cursor, totals, max_batches, on_batch, pool, pending, snapshot)
     finally:
         if pool:
             pool.shutdown(wait=True, cancel_futures=True)
+    _audit_left(source.name, totals, snapshot)
+    return totals
 
 
 def _run(source: DataSource, cursor: str, totals: dict[str, int], max_batches: int | None,
-         on_batch: Callable[[dict[str, int]], None] | None, pool: Any, pending: Any) -> dict[str, int]:
+         on_batch: Callable[[dict[str, int]], None] | None, pool: Any, pending: Any,
+         snapshot: dict[str, Any]) -> dict[str, int]:
     while max_batches is None or totals["batches"] < max_batches:
         records, new_cursor, rejected = pending.result() if pending else source.changes(cursor)
         pending = None
         if not records and not rejected and new_cursor == cursor:
             break
-        if pool and (records or rejected) and (max_batches is None or totals["batches"] + 1 < max_batches):
+        ends = _snapshot_ends(source, new_cursor)
+        if (pool and (records or rejected) and not ends
+                and (max_batches is None or totals["batches"] + 1 < max_batches)):
             pending = pool.submit(source.changes, new_cursor)
         counts = {**merge_batch(source.name, records), "rejected": len(rejected)}
+        if ends:
+            counts["left"] += _apply_snapshot(source, new_cursor, snapshot)
         _log_rejected(source.name, cursor, rejected)
         _save_cursor(source.name, new_cursor, counts["records"])
         db.session.commit()
@@ -121,19 +139,50 @@ def _run(source: DataSource, cursor: str, totals: dict[str, int], max_batches: i
             totals[k] += counts[k]
         if on_batch:
             on_batch(counts)
-        if not records and not rejected:
+        if ends or (not records and not rejected):
             break
     log.info("source %s synced: %s", source.name, totals)
     return totals
 
 
+def _snapshot_ends(source: Any, cursor: str) -> bool:
+    """Does this page end a complete version of a dropped file (``HttpFeed.snapshot_ends``)?"""
+    ends = getattr(source, "snapshot_ends", None)
+    return bool(ends and ends(cursor))
+
+
+def _apply_snapshot(source: Any, cursor: str, snapshot: dict[str, Any]) -> int:
+    """Mark as left whoever the source knew and the version of the file just read to its end does
+    not list; in the transaction of that version's last page. Returns how many people left."""
+    present = source.snapshot_ids(cursor)
+    left = mark_absent(source.name, present, max_left_share=getattr(source, "snapshot_max_left", 0.5))
+    snapshot.update(version=cursor.rpartition(":")[0][:12], listed=len(present), absent=left)
+    log.info("source %s: snapshot %s applied: %d records listed, %d people no longer listed are left",
+             source.name, snapshot["version"], len(present), left)
+    return left
+
+
+def _audit_left(source: str, totals: dict[str, int], snapshot: dict[str, Any]) -> None:
+    """One audit row per sync in which people left the source (not one per person): counts only,
+    never who (an operator sees it on each person's page)."""
+    if not totals["left"]:
+        return
+    audit.record(audit.SOURCE_LEFT, actor="sync", source=source, records=totals["records"], left=totals["left"],
+                 **({"snapshot": snapshot["version"], "snapshot_listed": snapshot["listed"],
+                     "snapshot_absent": snapshot["absent"]} if snapshot else {}))
+    db.session.commit()
+
+
 def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches: int | None,
-                  on_batch: Callable[[dict[str, int]], None] | None, workers: int) -> dict[str, int]:
+                  on_batch: Callable[[dict[str, int]], None] | None, workers: int,
+                  snapshot: dict[str, Any]) -> dict[str, int]:
     """Each page is split by person (``partition_key``) over ``workers`` processes, one per partition
     so that a person's records are applied in page order; the next page is fetched, split and handed
     out while the current one is merged. A page's cursor is committed only once every share of it
     (and of every page before it) is: a crash re-applies at most the two pages in flight, and
-    applying a page twice leaves the same rows."""
+    applying a page twice leaves the same rows. The page that ends a snapshot of a dropped file is
+    the last one handed out: its absentees are marked here, once every share of every page of that
+    version is committed and nothing else is in flight."""
     import collections
     import multiprocessing
     import zlib
@@ -164,7 +213,8 @@ def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches:
                     done = True
                     continue
                 submitted += 1
-                last = not raws or (max_batches is not None and submitted >= max_batches)
+                last = (not raws or (max_batches is not None and submitted >= max_batches)
+                        or _snapshot_ends(source, new_cursor))
                 if not last:
                     pending = fetcher.submit(source.raw_changes, new_cursor)
                 shares: list[tuple[list[Any], list[int]]] = [([], []) for _ in range(workers)]
@@ -186,6 +236,8 @@ def _run_parallel(source: Any, cursor: str, totals: dict[str, int], max_batches:
                     counts[k] += v
                 rejected += share_rejected
             counts["rejected"] = len(rejected)
+            if _snapshot_ends(source, page_cursor):
+                counts["left"] += _apply_snapshot(source, page_cursor, snapshot)
             _log_rejected(source.name, page_start, sorted(rejected))
             _save_cursor(source.name, page_cursor, counts["records"])
             db.session.commit()

@@ -22,7 +22,8 @@ from .conftest import TOKEN, Feed
 
 
 def test_county_json_and_csv(feeds: dict[str, Feed]) -> None:
-    """R-S1: a county instance reads its JSON and its CSV export alike into neutral records."""
+    """R-S1, R-L2: a county instance reads its JSON and its CSV export alike into neutral records, the
+    pupil's county account (county_account / 縣市帳號) included and masked when printed."""
     raw = feeds["county"].raws[0]
     for fmt in ("json", "csv"):
         src = CountySIS(url=feeds["county"].url, token=TOKEN, county="63", format=fmt, batch_size=10)
@@ -35,6 +36,7 @@ def test_county_json_and_csv(feeds: dict[str, Feed]) -> None:
         assert (a.school_code, a.role, a.grade, a.class_name, a.academic_year, a.semester) == (
             raw["sch_code"], "學生", raw["grade"], raw["class_title"], 114, 1)
         assert str(r.national_id).endswith(raw["sid"][-2:]) and raw["sid"] not in repr(r)
+        assert r.county_account.account == raw["county_account"] and raw["county_account"] not in repr(r)
 
 
 def test_k12_registry(feeds: dict[str, Feed]) -> None:
@@ -141,9 +143,13 @@ def _county_csv(raws: list[dict]) -> str:
 @pytest.mark.parametrize("kind", ["json-bom", "csv-utf8-bom", "csv-big5"])
 def test_county_dropped_file(app: Flask, tmp_path, feeds: dict[str, Feed], kind: str) -> None:  # type: ignore[no-untyped-def]
     """R-S1, R-U8: a county that drops its export as a file (JSON, or the CSV as Excel saves it in UTF-8
-    with BOM or Big5) is read page by page from the offset, like its HTTP feed."""
+    with BOM or Big5) is read page by page, its county accounts with it; the cursor names the file's
+    version (content hash) and the offset in it."""
+    import hashlib
+
     import orjson
 
+    from idp.sources.base import CountyAccount
     from idp.sources.sync import sync
 
     raws = feeds["county"].raws
@@ -152,13 +158,17 @@ def test_county_dropped_file(app: Flask, tmp_path, feeds: dict[str, Feed], kind:
         path.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(raws))
     else:
         path.write_bytes(_county_csv(raws).encode("utf-8-sig" if kind == "csv-utf8-bom" else "cp950"))
+    version = hashlib.sha256(path.read_bytes()).hexdigest()
     src = CountySIS(file=str(path), county="63", format="json" if kind == "json-bom" else "csv", batch_size=12)
     records, cursor, rejected = src.changes("")
-    assert len(records) == 12 and cursor == "12" and rejected == ()
+    assert len(records) == 12 and cursor == f"{version}:12" and rejected == ()
     r, raw = records[0], raws[0]
     assert (r.name, r.birth_date.isoformat(), r.affiliations[0].school_code, r.affiliations[0].class_name) == (
         raw["stu_name"], raw["birthday"], raw["sch_code"], raw["class_title"])
-    assert src.changes("24").next_cursor == "30" and src.changes("30") == ([], "30", ())
+    assert r.county_account == CountyAccount("63", raw["county_account"])
+    assert raw["county_account"] not in repr(r) and raw["county_account"] not in str(r.county_account)
+    assert src.changes(f"{version}:24").next_cursor == f"{version}:30"
+    assert src.changes(f"{version}:30") == ([], f"{version}:30", ())
     with app.app_context():
         assert sync(src)["records"] == len(raws)
 

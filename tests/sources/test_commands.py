@@ -147,8 +147,8 @@ def test_resolved_conflict_stays_resolved_until_a_source_changes(app: Flask, peo
         conflict = db.session.scalar(sa.select(IdentityConflict))
         close_conflict(conflict.id, "operator1", "checked household register", name="另一名")
         db.session.commit()
-        assert merge_batch("a", [a]) == {"records": 1, "new_persons": 0, "conflicts": 0}
-        assert merge_batch("b", [b]) == {"records": 1, "new_persons": 0, "conflicts": 0}
+        assert merge_batch("a", [a]) == {"records": 1, "new_persons": 0, "conflicts": 0, "left": 0}
+        assert merge_batch("b", [b]) == {"records": 1, "new_persons": 0, "conflicts": 0, "left": 0}
         assert [c.status for c in db.session.scalars(sa.select(IdentityConflict))] == ["resolved"]
         assert find_person(p.national_id).name == "另一名"
         assert merge_batch("a", [a._replace(name="第三名")])["conflicts"] == 1
@@ -184,7 +184,7 @@ def test_demo_load_through_fake_feeds(app: Flask, caplog: pytest.LogCaptureFixtu
     caplog.set_level(logging.DEBUG)
     result = app.test_cli_runner().invoke(args=["sources", "demo-load", "--persons", "40"])
     assert result.exit_code == 0, result.output
-    assert "county: " in result.output and "k12: " in result.output and "webhr: " in result.output
+    assert "county-63: " in result.output and "k12: " in result.output and "webhr: " in result.output
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Person)) == 40
     used = [p.national_id for p in gen.population(40, seed=1)]

@@ -56,7 +56,7 @@ def test_sync_counts_idempotent_and_resumable(app: Flask, feeds: dict[str, Feed]
         db.session.delete(db.session.get(SourceCursor, "county-63"))
         db.session.commit()
         full = sync(src)
-        assert full == {"batches": 4, "records": 30, "new_persons": 0, "conflicts": 0, "rejected": 0}
+        assert full == {"batches": 4, "records": 30, "new_persons": 0, "conflicts": 0, "rejected": 0, "left": 0}
         assert _count(Person) == 30 and _count(Affiliation) == 30
 
 
@@ -71,7 +71,7 @@ def test_unreadable_records_do_not_stop_the_sync(app: Flask, feeds: dict[str, Fe
     with app.app_context():
         src = CountySIS(url=feeds["county"].url, token=TOKEN, county="63", batch_size=8)
         t = sync(src)
-        assert t == {"batches": 4, "records": 27, "new_persons": 27, "conflicts": 0, "rejected": 3}
+        assert t == {"batches": 4, "records": 27, "new_persons": 27, "conflicts": 0, "rejected": 3, "left": 0}
         assert _count(Person) == 27 and db.session.get(SourceCursor, "county-63").cursor == "30"
         assert "record 1 of the page after cursor '' not read (national_id:checksum)" in caplog.text
         assert "record 6 of the page after cursor '' not read (malformed)" in caplog.text
@@ -190,7 +190,7 @@ def test_unchanged_records_are_not_rewritten(app: Flask) -> None:
         db.session.commit()
         counts = merge_batch("webhr", [_teacher(("633401", "導師"))], now=first + dt.timedelta(days=1))
         db.session.commit()
-        assert counts == {"records": 1, "new_persons": 0, "conflicts": 0}
+        assert counts == {"records": 1, "new_persons": 0, "conflicts": 0, "left": 0}
         assert _naive(db.session.scalar(sa.select(SourceRecord.seen_at))) == _naive(first)
         assert _naive(db.session.scalar(sa.select(Affiliation.last_seen))) == _naive(first)
         merge_batch("webhr", [_teacher(("633401", "校長"))], now=first + dt.timedelta(days=2))
