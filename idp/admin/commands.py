@@ -48,6 +48,13 @@ def _registration_options(func: Any) -> Any:
         click.option("--subject-type", type=click.Choice(services.SUBJECT_TYPES),
                      help="pairwise (default: a different sub per sector) or public."),
         click.option("--sector-identifier", help="Sector URI shared by apps that must see the same pairwise sub."),
+        click.option("--subject-format", type=click.Choice(services.SUBJECT_FORMATS),
+                     help="opaque (default) or uuid: sub written as a UUID, for apps that store it in UUID "
+                          "columns. Changing it later changes every sub the app sees."),
+        click.option("--ministry-compatible/--not-ministry-compatible", "ministry_compatible", default=None,
+                     help="An app moving over from the ministry's service (R-O4): registered for its scopes, "
+                          "UUID subjects unless --subject-format says otherwise, eduinfo without asking; "
+                          "see docs/ministry-compatibility.md."),
         click.option("--real-name/--no-real-name", "require_real_name", default=None,
                      help="Only people with a verified real-name cloud account may sign in."),
         click.option("--skip-consent/--ask-consent", "skip_consent", default=None,

@@ -60,6 +60,14 @@ class ClientForm(FlaskForm):
     ])
     sector_identifier = StringField(_l("Sector identifier URI (apps sharing it see the same pairwise identifier)"),
                                     validators=[Optional(), Length(max=255)])
+    subject_format = SelectField(_l("Subject identifier format"), default="", choices=[
+        SelectChoice("", _l("automatic: a UUID for an app moving over from the ministry's service, "
+                            "otherwise opaque")),
+        SelectChoice("opaque", _l("opaque (recommended for new apps)")),
+        SelectChoice("uuid", _l("UUID (for apps that store the identifier in a UUID column)")),
+    ])
+    ministry_compatible = BooleanField(_l("An app moving over from the ministry's sign-in service (oidc.tanet.edu.tw): "
+                                          "its scopes, UUID identifiers and education data without asking"))
     require_real_name = BooleanField(_l("Only real-name cloud accounts may sign in"))
     skip_consent = BooleanField(_l("Trusted first-party app: skip the consent page"))
     submit = SubmitField(_l("Save"))
@@ -104,6 +112,8 @@ class ClientForm(FlaskForm):
             "sector_identifier": self.sector_identifier.data or None,
             "require_real_name": self.require_real_name.data,
             "skip_consent": self.skip_consent.data,
+            "ministry_compatible": self.ministry_compatible.data,
+            "subject_format": self.subject_format.data or "",
         }
 
 

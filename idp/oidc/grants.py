@@ -22,7 +22,7 @@ from flask import current_app, g
 from joserfc.jwk import KeySet
 
 from idp.extensions import settings, store
-from idp.oidc import services
+from idp.oidc import claims, services
 from idp.security import audit
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -181,12 +181,17 @@ def _signing_key(alg: str) -> Any:
 class OpenIDCode(_OpenIDCode):
     """ID tokens (OIDC Core §2, §3.1.3.6) signed with the active key for the client's algorithm.
 
-    The ID token carries the subject and the protocol claims; the profile, e-mail and phone
-    claims come from userinfo (less personal data copied around about minors).
+    The ID token carries the subject, the protocol claims and, as the ministry's service does, the
+    granted profile, e-mail and ``open2_id`` claims (``claims.id_token_claims``; phone and education
+    claims stay in userinfo). The ``nonce`` is bound into the ID token and never refused when it comes
+    again: detecting a replayed nonce is the relying party's job (OIDC Core §3.1.3.7, 11.), and real
+    apps send a fixed one (``nonce=1``) or keep one per browser session, so refusing repeats failed
+    every pupil of a classroom but the first (R-O4).
     """
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
-        return services.nonce_seen(request.payload.client_id, nonce)
+        """Never a replay here: see the class docstring."""
+        return False
 
     def get_client_algorithm(self, client: Any) -> str:
         return client.id_token_signed_response_alg or "RS256"
@@ -194,6 +199,7 @@ class OpenIDCode(_OpenIDCode):
     def get_encode_header(self, client: Any) -> dict[str, Any]:
         key = _signing_key(self.get_client_algorithm(client))
         g.oidc_signing_key = key  # the same key signs, even if a rotation lands in between
+        g.oidc_id_token_client = client  # generate_user_info is not given the client
         return {"typ": "JWT", "alg": key.alg, "kid": key.kid}
 
     def resolve_client_private_key(self, client: Any) -> Any:
@@ -211,15 +217,15 @@ class OpenIDCode(_OpenIDCode):
         }
 
     def get_authorization_code_claims(self, authorization_code: Any) -> dict[str, Any]:
-        claims = super().get_authorization_code_claims(authorization_code)
-        claims["sub"] = authorization_code.sub
-        claims["auth_time"] = int(authorization_code.auth_time)
+        out = super().get_authorization_code_claims(authorization_code)
+        out["sub"] = authorization_code.sub
+        out["auth_time"] = int(authorization_code.auth_time)
         if authorization_code.sid:
-            claims["sid"] = authorization_code.sid
-        return claims
+            out["sid"] = authorization_code.sid
+        return out
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
-        return {}
+        return claims.id_token_claims(user, scope, g.pop("oidc_id_token_client", None))
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):

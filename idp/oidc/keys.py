@@ -161,7 +161,9 @@ class KeyStore:
                     imported = (RSAKey if r["alg"] == "RS256" else ECKey).import_key(jwk)
                     keys.append(SigningKey(r["kid"], r["alg"], r["status"], r["created_at"],
                                            r.get("retired_at"), imported))
-                keys.sort(key=lambda k: (k.status != ACTIVE, -k.created_at))
+                # Active first, the RS256 ID-token key before the others: the ministry's PHP sample (and
+                # apps copied from it) verify with keys[0] of the JWKS, reading n and e (R-O4).
+                keys.sort(key=lambda k: (k.status != ACTIVE, k.alg != "RS256", -k.created_at))
                 self._keys = keys
                 self._mtime = mtime
                 # Directory timestamps can be coarse (a few ms): a change landing in the same tick
@@ -170,7 +172,7 @@ class KeyStore:
         return self._keys
 
     def all(self) -> list[SigningKey]:
-        """Every key on disk, active first, newest first."""
+        """Every key on disk, active first (RS256 before ES256), newest first."""
         return list(self._load())
 
     def signing_key(self, alg: str) -> SigningKey:

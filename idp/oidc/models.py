@@ -8,6 +8,7 @@ import hmac
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,6 +42,11 @@ class Client(TimestampMixin, db.Model):
     require_real_name: Mapped[bool] = mapped_column(Boolean, default=False)
     # First-party apps an operator trusts may skip the consent page.
     skip_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "opaque" (base64url, the default) or "uuid": the same pairwise subject written as a UUID, for apps
+    # written for the ministry's service that keep `sub` in UUID columns (R-O4, issue 11 item 4).
+    subject_format: Mapped[str] = mapped_column(String(8), default="opaque", server_default="opaque")
+    # An app moving over from the ministry's service (R-O4): it may read `eduinfo` without asking for it.
+    ministry_compatible: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
 
     def set_secret(self, secret: str | None) -> None:
         """Keep only a hash. Secrets are 256-bit random strings we generate, so a fast hash is
@@ -67,13 +73,27 @@ class Client(TimestampMixin, db.Model):
         return redirect_uri in (self.redirect_uris or [])
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        """The requested scopes this client is registered for; others are dropped (RFC 6749 §3.3)."""
+        """The requested scopes this client is registered for; others are dropped (RFC 6749 §3.3).
+
+        A ministry-compatible app that signs someone in (``openid``) and is registered for ``eduinfo``
+        gets it without asking, as the ministry's service gives it to older apps that read the education
+        resource without requesting the scope (issue 11 item 6): the consent page then lists it, and the
+        token's ``scope`` says so, so the person still decides and the app can see what it got."""
         if not scope:
             return ""
         allowed = set((self.scope or "").split())
-        return " ".join(s for s in dict.fromkeys(scope.split()) if s in allowed)
+        asked = list(dict.fromkeys(scope.split()))
+        if self.ministry_compatible and "openid" in asked and "eduinfo" in allowed and "eduinfo" not in asked:
+            asked.append("eduinfo")
+        return " ".join(s for s in asked if s in allowed)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """A client holding a secret may present it either way (HTTP Basic or in the body): the
+        ministry's PHP sample uses Basic, its Java sample the body, and one library refreshes with the
+        body after signing in with Basic (issue 11 item 7). Still one method per request (server.py)."""
+        secret_methods = ("client_secret_basic", "client_secret_post")
+        if self.token_endpoint_auth_method in secret_methods:
+            return method in secret_methods
         return method == self.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
@@ -100,6 +120,8 @@ class Client(TimestampMixin, db.Model):
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
             "id_token_signed_response_alg": self.id_token_signed_response_alg,
             "subject_type": self.subject_type,
+            "subject_format": self.subject_format,
+            "ministry_compatible": bool(self.ministry_compatible),
         }
 
 

@@ -9,7 +9,9 @@ one set of rules whichever door it came through:
 - a confidential client gets a 256-bit secret that is shown once and stored only as a hash;
   a public client (``none``) has no secret, must use PKCE and cannot use client_credentials;
   ``private_key_jwt`` needs the client's public keys (``jwks`` or ``jwks_uri``);
-- scopes, grant types, algorithms and subject types are limited to what discovery advertises.
+- scopes, grant types, algorithms and subject types are limited to what discovery advertises;
+- a ministry-compatible registration (R-O4: an app moving over from the ministry's service) is
+  registered for the ministry's scopes and, unless the operator chose otherwise, sees UUID subjects.
 
 Every change is audited; a secret never enters the audit data or a log line.
 """
@@ -39,6 +41,9 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 SUBJECT_TYPES = ("pairwise", "public")
+SUBJECT_FORMATS = ("opaque", "uuid")
+# The scopes apps written for the ministry's service ask for (R-O4; docs/ministry-compatibility.md).
+MINISTRY_SCOPES = ("openid", "profile", "email", "eduinfo", "openid2", "educloudroles", "personid")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
 LOOPBACK_HOSTS = ("localhost",)
 
@@ -58,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "sector_identifier": None,
     "require_real_name": False,
     "skip_consent": False,
+    "ministry_compatible": False,
+    "subject_format": "",  # "": decided by ministry_compatible (uuid) or not (opaque)
 }
 FIELDS = tuple(DEFAULTS)
 
@@ -243,6 +250,11 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
     out["sector_identifier"] = check_uri("sector_identifier", sector) if sector else None
     out["require_real_name"] = bool(out["require_real_name"])
     out["skip_consent"] = bool(out["skip_consent"])
+    out["ministry_compatible"] = bool(out["ministry_compatible"])
+    if out["ministry_compatible"]:
+        out["scope"] = " ".join(s for s in known if s in set(out["scope"].split()) | set(MINISTRY_SCOPES))
+    fmt = out["subject_format"] or ("uuid" if out["ministry_compatible"] else "opaque")
+    out["subject_format"] = _choice("subject_format", fmt, SUBJECT_FORMATS)
     return out
 
 
@@ -326,4 +338,5 @@ def _audit_fields(values: dict[str, Any]) -> dict[str, Any]:
     """What an auditor needs to see about a registration (no secret, no key material)."""
     return {"name": values["name"], "redirect_uris": values["redirect_uris"], "grant_types": values["grant_types"],
             "scope": values["scope"], "auth_method": values["token_endpoint_auth_method"],
-            "require_real_name": values["require_real_name"]}
+            "require_real_name": values["require_real_name"], "ministry_compatible": values["ministry_compatible"],
+            "subject_format": values["subject_format"]}

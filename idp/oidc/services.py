@@ -28,7 +28,6 @@ from idp.security import audit
 
 CODE_KEY = "oidc:code:"
 CODE_FAMILY_KEY = "oidc:code-family:"
-NONCE_KEY = "oidc:nonce:"
 
 
 def get_account(account_id: int) -> Any:
@@ -160,7 +159,8 @@ def _clients_committed(session: Session) -> None:
 
 # -- authorization codes ---------------------------------------------------------------------
 def save_code(code: str, data: dict[str, Any]) -> None:
-    """Store the code, its family marker (for replay detection) and the nonce in one round trip."""
+    """Store the code and its family marker (for replay detection) in one round trip. The nonce travels
+    inside the code's data only: it is bound into the ID token, never checked for repeats (R-O4)."""
     lifetime = settings().code_lifetime
     key = hash_token(code)
     data = dict(data, exp=int(time.time()) + lifetime)
@@ -169,8 +169,6 @@ def save_code(code: str, data: dict[str, Any]) -> None:
         # Outlives the code: a code presented again after its redemption names the family to revoke.
         (CODE_FAMILY_KEY + key, data["family_id"], lifetime * 5),
     ]
-    if data.get("nonce"):
-        items.append((_nonce_key(data["client_id"], data["nonce"]), "1", lifetime))
     store().set_many(items)
 
 
@@ -204,20 +202,6 @@ def _replayed(key: str) -> None:
     family = store().get(CODE_FAMILY_KEY + key)
     if family is not None and revoke_family(family.decode()):
         audit.record(audit.CODE_REPLAYED, family_id=family.decode())
-
-
-def _nonce_key(client_id: str, nonce: str) -> str:
-    return f"{NONCE_KEY}{client_id}:{hash_token(nonce)}"
-
-
-def nonce_seen(client_id: str, nonce: str) -> bool:
-    """Was this nonce already used with a code for this client? (asked once per request)"""
-    memo: dict[tuple[str, str], bool] = {}
-    if has_request_context():
-        memo = vars(request._get_current_object()).setdefault("_idp_nonces", memo)  # type: ignore[attr-defined]
-    if (client_id, nonce) not in memo:
-        memo[(client_id, nonce)] = store().get(_nonce_key(client_id, nonce)) is not None
-    return memo[(client_id, nonce)]
 
 
 # -- tokens ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""HTTP endpoints of the provider (R-O1, R-L4) and the ministry-compatible aliases (issue 2 item 7).
+"""HTTP endpoints of the provider (R-O1, R-L4) and the ministry-compatible paths (issue 2 item 7, R-O4).
 
 Views are thin: Authlib validates, ``services`` keeps the rules. The authorization endpoint is
 the one place with a decision tree (client → session → prompt/max_age → real name → consent →
@@ -9,6 +9,7 @@ URI gets an error page before any login page and is never redirected to.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import time
@@ -246,7 +247,7 @@ def token() -> Response:
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 @bp.get("/oidc/v1/userinfo", endpoint="ministry_userinfo")
-@bp.get("/moeresource/api/v1/oidc/profile", endpoint="ministry_profile")
+@bp.get("/moeresource/api/v1/oidc/userinfo", endpoint="ministry_resource_userinfo")
 @csrf.exempt
 def userinfo() -> Response:
     response = oauth().create_endpoint_response("userinfo")
@@ -254,16 +255,16 @@ def userinfo() -> Response:
     return response
 
 
-@bp.get("/moeresource/api/v1/oidc/eduinfo", endpoint="ministry_eduinfo")
-@csrf.exempt
-def eduinfo() -> Response:
-    """The ministry's education resource (Bearer, scope ``eduinfo``): ``sub`` plus school, titles and
-    classes, the same object as the ``eduinfo`` claims in userinfo."""
+# -- the ministry's protected resources (R-O4): Bearer, one JSON object each -----------------------
+def _person_token(scope: str | None) -> tuple[Any, Any] | Response:
+    """The presented access token and its person, or the error response: ``401`` without a valid
+    token (and for a client-credentials token, which speaks for an app, not a person), ``403
+    insufficient_scope`` without ``scope``."""
     from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
 
     protector = current_app.extensions["idp.resource_protector"]
     try:
-        token = protector.validate_request(scopes=["eduinfo"], request=FlaskJsonRequest(request))
+        token = protector.validate_request(scopes=[scope] if scope else None, request=FlaskJsonRequest(request))
     except OAuth2Error as error:
         resp = _json(json.dumps(dict(error.get_body())))
         resp.status_code = error.status_code
@@ -271,14 +272,100 @@ def eduinfo() -> Response:
             resp.headers[name] = value
         return resp
     account = token.get_user()
-    if account is None:  # a client_credentials token speaks for an app, not a person
+    if account is None:
         resp = _json(json.dumps({"error": "invalid_token", "error_description": "The token is not a person's."}))
         resp.status_code = 401
         resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return resp
+    return token, account
+
+
+def _wants_gzip(client: Any) -> bool:
+    """Compress when the request accepts gzip. A request without ``Accept-Encoding`` accepts any coding
+    (RFC 9110 §12.5.3): the ministry answers those with gzip, and a school-site module reads its eduinfo
+    with ``gzdecode()`` without sending the header, so a ministry-compatible app gets gzip then too; any
+    other app gets plain JSON unless it asks."""
+    if "Accept-Encoding" not in request.headers:
+        return bool(getattr(client, "ministry_compatible", False))
+    return request.accept_encodings["gzip"] > 0
+
+
+@bp.get("/moeresource/api/v1/oidc/profile", endpoint="ministry_profile")
+@csrf.exempt
+def ministry_profile() -> Response:
+    """The ministry's profile resource: ``{"fullname", "guid", "titles": [{"schoolid", "title": [...]}]}``,
+    each value filled when its scope (profile, guid, eduinfo) was granted."""
+    found = _person_token(None)
+    if isinstance(found, Response):
+        return found
+    token, account = found
+    return _json(json.dumps(claims.ministry_profile(account, token.scope, token.get_client()), ensure_ascii=False))
+
+
+@bp.get("/moeresource/api/v1/oidc/eduinfo", endpoint="ministry_eduinfo")
+@bp.get("/moeresource/api/v2/oidc/eduinfo", endpoint="ministry_eduinfo_v2")
+@bp.get("/cncresource/api/v1/eduinfo", endpoint="county_eduinfo")
+@csrf.exempt
+def eduinfo() -> Response:
+    """The ministry's education resource (Bearer, scope ``eduinfo``): ``sub`` plus school, titles and
+    classes, the same object as the ``eduinfo`` claims in userinfo; ``classinfo`` is always a list.
+    Gzip-compressed when the request accepts it (``_wants_gzip``)."""
+    found = _person_token("eduinfo")
+    if isinstance(found, Response):
+        return found
+    token, account = found
     client = token.get_client()
-    body = {"sub": subjects.subject_for(client, account), "schoolid": "", "titles": [], **claims.eduinfo(account)}
-    return _json(json.dumps(body, ensure_ascii=False))
+    body = {"sub": subjects.subject_for(client, account), "schoolid": "", "titles": [], "classinfo": [],
+            **claims.eduinfo(account)}
+    resp = _json(json.dumps(body, ensure_ascii=False))
+    resp.vary.add("Accept-Encoding")
+    if _wants_gzip(client):
+        resp.set_data(gzip.compress(resp.get_data(), mtime=0))
+        resp.headers["Content-Encoding"] = "gzip"
+    return resp
+
+
+@bp.get("/moeresource/api/v2/oidc/relation", endpoint="ministry_relation")
+@csrf.exempt
+def relation() -> Response:
+    """The ministry's teaching-assignment resource (classes and subjects a teacher teaches). The trusted
+    sources report no teaching assignments, so the list is empty; the resource answers so that an app
+    calling it for everyone at sign-in goes on (scope ``eduinfo``)."""
+    found = _person_token("eduinfo")
+    if isinstance(found, Response):
+        return found
+    token, account = found
+    return _json(json.dumps({"sub": subjects.subject_for(token.get_client(), account), "relation": []}))
+
+
+@bp.get("/cncresource/api/v1/personid", endpoint="county_personid", defaults={"scope": "personid"})
+@bp.get("/cncresource/api/v1/guid", endpoint="county_guid", defaults={"scope": "guid"})
+@csrf.exempt
+def county_resource(scope: str) -> Response:
+    """The county services' one-claim resources ``personid`` and ``guid`` (Bearer, the scope of the same
+    name): ``{"sub", "<scope>"}``, the keyed values of the claims table, empty for a member."""
+    found = _person_token(scope)
+    if isinstance(found, Response):
+        return found
+    token, account = found
+    client = token.get_client()
+    value = claims.SCOPES[scope].resolve(account, client).get(scope, "")
+    return _json(json.dumps({"sub": subjects.subject_for(client, account), scope: value}))
+
+
+@bp.get("/moeresource/api/v2/eduoid/all/eduid/<code>", endpoint="ministry_school")
+def ministry_school(code: str) -> Response:
+    """The ministry's public school directory entry for a school code, in its shape (a list, empty for an
+    unknown code); ``county`` is written ``[code]name``. The same data as ``/api/schools/<code>``."""
+    from idp.schools import services as schools
+
+    school = schools.get_school(code) if len(code) <= 6 else None
+    if school is None:
+        return _json(b"[]", max_age=3600)
+    entry = {"eduid": school.code, "year": "", "schoolname": school.name,
+             "county": f"[{school.county_code}]{school.county.name}", "oid": school.oid or "", "tel": None,
+             "url": None, "address": None, "coordinates": None, "schoolsystem": [school.level]}
+    return _json(json.dumps([entry], ensure_ascii=False), max_age=3600)
 
 
 @bp.post("/oauth/revoke")
@@ -299,6 +386,27 @@ def introspect() -> Response:
 
 
 # -- logout ------------------------------------------------------------------------------------
+# The ministry's logout paths and the parameter spellings its apps use (R-O4): ``Id_token_hint`` and
+# ``post_logout_redirect_url`` (a museum's system), none at all (``/auth-logout``, a "sign out of the
+# education sign-in" link). Each goes to the standard endpoint with the standard names, which applies
+# every rule there (an unregistered address is never redirected to; without a hint, the person confirms).
+LOGOUT_PARAMETERS = {"id_token_hint": "id_token_hint", "post_logout_redirect_uri": "post_logout_redirect_uri",
+                     "post_logout_redirect_url": "post_logout_redirect_uri", "state": "state",
+                     "client_id": "client_id", "ui_locales": "ui_locales", "logout_hint": "logout_hint"}
+
+
+@bp.get("/oidc/v1/userlogout", endpoint="ministry_userlogout")
+@bp.get("/oidc/v1/logout-to-go", endpoint="county_logout")
+@bp.get("/auth-logout", endpoint="ministry_auth_logout")
+def ministry_logout() -> Any:
+    args: dict[str, str] = {}
+    for name, value in request.args.items(multi=True):
+        standard = LOGOUT_PARAMETERS.get(name.lower())
+        if standard and value and standard not in args:
+            args[standard] = value
+    return redirect(url_for("oidc.end_session", **args))
+
+
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 @csrf.exempt  # a relying party may POST id_token_hint; the confirmation form is checked below
 def end_session() -> Any:

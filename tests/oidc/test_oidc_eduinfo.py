@@ -49,7 +49,7 @@ def test_eduinfo_claim_and_ministry_endpoint_have_the_ministry_shape(client, mak
 
 
 def test_teacher_has_titles_and_no_classinfo(client, make_client, make_account, link_person) -> None:
-    """R-O2: a teacher's titles list role and title per school; classinfo is only for students."""
+    """R-O2, R-O4: a teacher's titles list role and title per school; classinfo is an empty list (apps index it)."""
     rp = make_client(scope="openid eduinfo")
     teacher = make_account("teacher1")
     link_person(teacher, TEACHER_ID, AffiliationRecord("633401", "教師", title="校長"), name="陳美玲",
@@ -58,7 +58,7 @@ def test_teacher_has_titles_and_no_classinfo(client, make_client, make_account, 
     body = client.get("/moeresource/api/v1/oidc/eduinfo", headers=_bearer(_tokens(client, rp, "openid eduinfo")))
     data = body.get_json()
     assert data["schoolid"] == "633401" and data["titles"] == [{"schoolid": "633401", "titles": ["教師", "校長"]}]
-    assert "classinfo" not in data
+    assert data["classinfo"] == []
 
 
 def test_eduinfo_endpoint_needs_a_token_with_the_scope(client, make_client, account, link_person) -> None:
@@ -106,7 +106,7 @@ def test_members_get_no_education_claims(client, make_client, make_account) -> N
     info = client.get("/oauth/userinfo", headers=_bearer(tokens)).get_json()
     assert set(info) == {"sub"}
     body = client.get("/moeresource/api/v1/oidc/eduinfo", headers=_bearer(tokens)).get_json()
-    assert body == {"sub": info["sub"], "schoolid": "", "titles": []}
+    assert body == {"sub": info["sub"], "schoolid": "", "titles": [], "classinfo": []}
 
 
 def test_real_name_needs_a_resolved_identity(client, make_client, account, link_person) -> None:
