@@ -9,8 +9,15 @@ FLASK := $(VENV)/bin/flask --app wsgi
 STAMP := $(VENV)/.installed
 IDP_PORT ?= 5000
 RP_PORT ?= 5001
-# The embedded default, with the issuer on the port asked for (make run IDP_PORT=15000).
-RUN_ENV := IDP_CONFIG=development IDP_ISSUER=http://127.0.0.1:$(IDP_PORT)
+COUNTY_PORT ?= 5002
+# The embedded default, with the issuer on the port asked for (make run IDP_PORT=15000), and the
+# county-account button wired to the second instance below (the file `demo county` writes).
+RUN_ENV := IDP_CONFIG=development IDP_ISSUER=http://127.0.0.1:$(IDP_PORT) IDP_FEDERATION_FILE=$(CURDIR)/instance/federation-demo.toml
+# A second instance of the provider playing 新北市's identity provider (issue 12): its own SQLite
+# database, keys and issuer; on "localhost", not 127.0.0.1, so that its cookies are not the first one's.
+COUNTY_ENV := IDP_CONFIG=development IDP_ISSUER=http://localhost:$(COUNTY_PORT) IDP_DATABASE_URL=sqlite:///county-ntpc.sqlite IDP_KEYS_DIR=instance/county-ntpc-keys IDP_FEDERATION_FILE=
+# The client secret the county gave the national service (written by `demo county`), for every command of it.
+COUNTY_SECRET := set -a && . instance/county-ntpc.env && set +a
 # Debian packages are installed as root, or through password-less sudo when make runs as another user.
 APT := $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get
 
@@ -28,14 +35,18 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with its test tools (pinned by constraints.txt)
 
-run: $(STAMP) ## Serve the provider (http://127.0.0.1:5000) and the demo app (http://127.0.0.1:5001) with demo data; Ctrl-C stops both
-	$(RUN_ENV) $(FLASK) db upgrade
-	$(RUN_ENV) $(FLASK) demo load --rp-url http://127.0.0.1:$(RP_PORT)
+run: $(STAMP) ## Serve the provider (http://127.0.0.1:5000), the demo app (:5001) and 新北市's demo identity provider (:5002) with demo data; Ctrl-C stops all
+	$(COUNTY_ENV) $(FLASK) db upgrade
+	$(COUNTY_ENV) $(FLASK) demo county --rp-issuer http://127.0.0.1:$(IDP_PORT) --env-file instance/county-ntpc.env --federation-file instance/federation-demo.toml
+	$(COUNTY_SECRET) && $(RUN_ENV) $(FLASK) db upgrade
+	$(COUNTY_SECRET) && $(RUN_ENV) $(FLASK) demo load --rp-url http://127.0.0.1:$(RP_PORT)
 	@echo "Provider:  http://127.0.0.1:$(IDP_PORT)   (student / Pupil-Demo-2026)"
-	@echo "Demo app:  http://127.0.0.1:$(RP_PORT)    Ctrl-C stops both."
-	@export $(RUN_ENV); pids=""; \
+	@echo "Demo app:  http://127.0.0.1:$(RP_PORT)    Ctrl-C stops all three."
+	@echo "新北市:     http://localhost:$(COUNTY_PORT)    (county accounts: README, demo data)"
+	@$(COUNTY_SECRET); export $(RUN_ENV); pids=""; \
 	trap 'kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
 	$(FLASK) serve --host 127.0.0.1 --port $(IDP_PORT) --workers 1 & pids="$$pids $$!"; \
+	env $(COUNTY_ENV) $(FLASK) serve --host 127.0.0.1 --port $(COUNTY_PORT) --workers 1 & pids="$$pids $$!"; \
 	$(PY) -m clients.demo_rp & pids="$$pids $$!"; \
 	wait -n; exit 0
 

@@ -30,6 +30,7 @@ PACKAGES = (
     "idp.sources",
     "idp.oidc",
     "idp.login",
+    "idp.federation",
     "idp.admin",
     "idp.demo",
 )

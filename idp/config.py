@@ -80,6 +80,9 @@ class Settings:
     identity_current_key_id: str
     sources_file: str
     sync_workers: int
+    federation_file: str
+    federation_timeout: float
+    federation_metadata_ttl: int
     mail_sender: str
     sms_sender: str
     mail_from: str
@@ -252,6 +255,8 @@ def validate(s: Settings) -> None:
         "request_body_timeout",
         "captcha_lifetime",
         "captcha_failure_window",
+        "federation_timeout",
+        "federation_metadata_ttl",
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"setting {name!r} must be a positive number of seconds")

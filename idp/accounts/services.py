@@ -130,24 +130,44 @@ def get_account_by_username(username: str) -> Account | None:
         db.select(Account).filter_by(username=normalise_username(username))).scalar_one_or_none()
 
 
-def create_account(username: str, password: str, *, name: str = "", email: str | None = None,
+def create_account(username: str, password: str | None, *, name: str = "", email: str | None = None,
                    kind: str = "member", is_operator: bool = False, actor: str | None = None,
                    own_data: dict[str, Any] | None = None, **fields: Any) -> Account:
     """Create an account after checking the name and password rules; the name is taken for good.
-    ``own_data`` (national_id, birthday) lets the password rules refuse a password built from them."""
+    ``own_data`` (national_id, birthday) lets the password rules refuse a password built from them.
+    ``password=None``: an account without a password (created on a first county sign-in, R-L2: the
+    person signs in with the county, and 忘記密碼 with their personal data gives them one)."""
     username = check_username(username)
-    check_password_rules(username, password, **(own_data or {}))
+    if password is not None:
+        check_password_rules(username, password, **(own_data or {}))
     if kind not in {"member", "cloud"}:
         raise IdpError(_l("Unknown account kind."))
     now = dt.datetime.now(dt.UTC)
-    account = Account(username=username, password_hash=hash_password(password), name=name, email=email,
-                      kind=kind, is_operator=is_operator, password_changed_at=now, **fields)
+    account = Account(username=username, password_hash=hash_password(password) if password is not None else None,
+                      name=name, email=email, kind=kind, is_operator=is_operator,
+                      password_changed_at=now if password is not None else None, **fields)
     db.session.add(account)
     db.session.flush()
     db.session.add(UsedUsername(username=username, account_id=account.id, taken_at=now))
     audit.record(audit.ACCOUNT_CREATED, actor=actor or username, account_id=account.id, kind=kind)
     db.session.flush()
     return account
+
+
+def rename(account: Account, new_name: str, actor: str, *, field: str = "username") -> str:
+    """Give an account a new name (R-L1: the person's own choice, e.g. instead of the one a county
+    sign-in made up). The new name follows ``check_username`` (never used by anyone, ever); the old
+    one stays in ``used_username``, so it is never issued to someone else. Audited; returns the name."""
+    name = normalise_username(new_name)
+    if name == account.username:
+        return name
+    name = check_username(name, field)
+    old = account.username
+    account.username = name
+    db.session.add(UsedUsername(username=name, account_id=account.id, taken_at=dt.datetime.now(dt.UTC)))
+    audit.record(audit.ACCOUNT_RENAMED, actor=actor, account_id=account.id, was=old, now=name)
+    db.session.flush()
+    return name
 
 
 def set_password(account: Account, password: str, *, actor: str | None = None, reason: str = "changed",

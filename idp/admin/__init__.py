@@ -14,7 +14,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from idp.admin import accounts  # noqa: F401  (the accounts pages, on the console's blueprint)
+    from idp.admin import (
+        accounts,  # noqa: F401  (the accounts pages, on the console's blueprint)
+        counties,  # noqa: F401  (the county-accounts page, likewise)
+    )
     from idp.admin.commands import clients_cli
     from idp.admin.views import bp
 

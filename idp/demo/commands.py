@@ -250,3 +250,95 @@ def load(rp_url: str, env_file: Path | None) -> None:
     state = "registered" if created else "already registered"
     click.echo(f"client  {DEMO_CLIENT_ID:<9} {state}; redirect {rp_url}/callback; "
                f"secret {'new' if rotated else 'kept'}, in {env_file}")
+
+
+# -- a county's identity provider for the county-account button (issue 12 item 5) -----------------
+DEMO_COUNTY = "ntpc"  # the [[county]] name: our redirect URI is {issuer}/login/county/ntpc/callback
+DEMO_COUNTY_CODE = "01"  # 新北市 in the school directory
+DEMO_COUNTY_CLIENT_ID = "edu-sso"
+DEMO_COUNTY_SECRET_ENV = "IDP_COUNTY_NTPC_SECRET"
+# Documented in README.md: the demo pupils' passwords at the county (their county accounts are
+# ``generator.county_account`` of the demo people, the ones the county feed exports as 縣市帳號).
+DEMO_COUNTY_PASSWORD = "County-Demo-2026"
+
+
+def demo_county_accounts() -> list[tuple[str, str]]:
+    """(county account, name) of the demo pupils of 新北市, as the county's feed exports them."""
+    from idp.sources.generator import county_account
+
+    out = []
+    for p in _demo_people():
+        account = county_account(p)
+        if account and p.county == DEMO_COUNTY_CODE:
+            out.append((account, p.name))
+    return out
+
+
+def _county_entry(issuer: str) -> str:
+    return (f'# Written by `flask demo county` on the instance playing 新北市: the national service\'s\n'
+            f'# federation_file for the demo (docs/operating.md, "County accounts").\n'
+            f'[[county]]\nname = "{DEMO_COUNTY}"\ncounty = "{DEMO_COUNTY_CODE}"\nissuer = "{issuer}"\n'
+            f'client_id = "{DEMO_COUNTY_CLIENT_ID}"\nclient_secret_env = "{DEMO_COUNTY_SECRET_ENV}"\n'
+            f'scopes = "openid profile"\nmatch_claim = "preferred_username"\n')
+
+
+@demo_cli.command("county")
+@click.option("--rp-issuer", default="http://127.0.0.1:5000", show_default=True,
+              help="The issuer of the national service that signs people in through this county.")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"Where to write {DEMO_COUNTY_SECRET_ENV}=<secret> [default: instance/county-ntpc.env].")
+@click.option("--federation-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the national service's federation_file ([[county]] entry) here.")
+def county(rp_issuer: str, env_file: Path | None, federation_file: Path | None) -> None:
+    """Make THIS instance play 新北市's identity provider (R-L2 demo): the demo pupils' county accounts and
+    the national service registered as its client (idempotent). Run it on a second instance with its own
+    database and issuer; `make run` does."""
+    from idp.oidc import registration as admin
+
+    s = settings()
+    if s.env == "production":
+        raise click.ClickException("demo data is never loaded in production")
+    if not s.demo_data:
+        raise click.ClickException("demo data is switched off: set demo_data = true (IDP_DEMO_DATA=1)")
+    rp_issuer = rp_issuer.rstrip("/")
+    env_file = env_file or Path(current_app.instance_path) / "county-ntpc.env"
+    from idp.accounts import services as accounts
+
+    for username, name in demo_county_accounts():
+        made = accounts.get_account_by_username(username) is None
+        if made:
+            accounts.create_account(username, DEMO_COUNTY_PASSWORD, name=name, kind="member", actor="demo")
+            db.session.commit()
+        click.echo(f"county account {username} ({name}) {'created' if made else 'already there'}")
+    registration = {
+        "name": "教育體系單一簽入服務 (national education sign-in)",
+        "redirect_uris": [f"{rp_issuer}/login/county/{DEMO_COUNTY}/callback"],
+        "post_logout_redirect_uris": [f"{rp_issuer}/login/county/{DEMO_COUNTY}/logged-out"],
+        "grant_types": ["authorization_code"],
+        "scope": "openid profile",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "id_token_signed_response_alg": "RS256",
+        "subject_type": "public",
+        "require_real_name": False,
+        "skip_consent": True,
+    }
+    wanted = os.environ.get(DEMO_COUNTY_SECRET_ENV) or _read_env_file(env_file).get(DEMO_COUNTY_SECRET_ENV)
+    try:
+        client = admin.get_client(DEMO_COUNTY_CLIENT_ID)
+    except NotFound:
+        secret = admin.create_client(registration, "demo", client_id=DEMO_COUNTY_CLIENT_ID).secret
+        state = "registered"
+    else:
+        admin.update_client(DEMO_COUNTY_CLIENT_ID, registration, "demo")
+        secret = wanted if wanted and client.check_client_secret(wanted) else None
+        if secret is None:
+            secret = admin.rotate_secret(DEMO_COUNTY_CLIENT_ID, "demo").secret
+        state = "already registered"
+    db.session.commit()
+    _write_env_file(env_file, {DEMO_COUNTY_SECRET_ENV: secret or ""})
+    click.echo(f"client  {DEMO_COUNTY_CLIENT_ID} {state}; redirect {registration['redirect_uris'][0]}; "
+               f"secret in {env_file}")
+    if federation_file is not None:
+        federation_file.parent.mkdir(parents=True, exist_ok=True)
+        federation_file.write_text(_county_entry(s.issuer), encoding="utf-8")
+        click.echo(f"federation_file for {rp_issuer}: {federation_file}")

@@ -18,6 +18,9 @@ ACR_VALUES_SUPPORTED = (ACR_CLOUD, ACR_MEMBER)
 
 # Authentication methods (RFC 8176 names) a session may carry.
 AMR_PASSWORD = "pwd"
+# A sign-in at a county's own identity provider (R-L2, idp.federation): a linked person reaches ACR_CLOUD
+# with this method, so a relying party that cares can tell a county sign-in from a password.
+AMR_FEDERATED = "fed"
 
 
 def acr_for(account: Any) -> str:

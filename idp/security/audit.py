@@ -68,6 +68,12 @@ ACCOUNT_UNLOCKED = "account.unlocked"
 SUPPORT_REPORTED = "support.reported"
 SUPPORT_ANSWERED = "support.answered"
 SUPPORT_CLOSED = "support.closed"
+# county-account sign-in (idp.federation): county names, person and account ids, never a county subject or token
+FEDERATION_LINKED = "federation.linked"
+FEDERATION_RELINKED = "federation.relinked"  # the county's records moved the account to another person
+FEDERATION_UNLINKED = "federation.unlinked"  # an operator removed a link
+FEDERATION_REFUSED = "federation.refused"  # reason: state / county_error:* / id_token: * / not_enrolled / ...
+ACCOUNT_RENAMED = "account.renamed"
 # a sync in which people left a source (idp.sources.sync): counts and the snapshot's hash prefix, never who
 SOURCE_LEFT = "source.left"
 

@@ -111,3 +111,14 @@ def test_allowed_apps_show_when_and_what_and_can_be_removed(client, pupil) -> No
     assert "教育大市集" in page and "授權時間" in page and "/account/" in page
     assert post_form(client, "/account/apps", {"client_id": "market"}).status_code == 302
     assert "教育大市集" not in client.get("/account/apps").get_data(as_text=True)
+
+
+def test_an_account_without_a_password_sets_its_first_one(client) -> None:
+    """R-L2, R-L1: a county-made account (no password) sets one without a current password, then signs in with it."""
+    made = factories.AccountFactory(username="ntpc.kid001", cloud=True, password_hash=None)
+    sign_in(client, made)
+    page = client.get("/account/password").get_data(as_text=True)
+    assert 'name="current"' not in page
+    done = post_form(client, "/account/password", {"new": "seven green kites", "again": "seven green kites"})
+    assert done.status_code == 302
+    assert login(client.application.test_client(), "ntpc.kid001", "seven green kites").status_code == 302

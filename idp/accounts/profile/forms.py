@@ -39,3 +39,12 @@ class PasswordForm(FlaskForm):
                                       EqualTo("new", _l("The two passwords are not the same."))],
                           render_kw={"autocomplete": "new-password"})
     submit = SubmitField(_l("Change the password"))
+
+
+class UsernameForm(FlaskForm):
+    """A new account name (R-L1: the person's own choice; e.g. instead of the one a county sign-in made up)."""
+
+    username = StringField(_l("New account name"), validators=[DataRequired(_l("Please choose an account name.")),
+                                                             Length(max=64)],
+                           render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"})
+    submit = SubmitField(_l("Change the account name"))

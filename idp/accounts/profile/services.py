@@ -80,10 +80,13 @@ def finish_contact_change(account: Account, channel: str, challenge_id: str, cod
 
 def change_password(account: Account, current: str, new: str, ip: str | None) -> None:
     """A new password after the current one was typed right (throttled like a sign-in); the rules see
-    the person's own data when the account is a real-name one."""
+    the person's own data when the account is a real-name one. An account that has no password yet
+    (made by a county-account sign-in, whose owner proved who they are at the county) sets its first
+    one without a current one."""
     from idp.identity import services as identity
 
-    accounts.verify_password(account, current, ip, field="current")
+    if account.password_hash:
+        accounts.verify_password(account, current, ip, field="current")
     person = identity.person_for_account(account.id)
     own = identity.own_data(person) if person is not None else {}
     accounts.set_password(account, new, actor=account.username, reason="changed", field="new", **own)

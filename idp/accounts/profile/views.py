@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import lazy_gettext as _l
 
 from idp.accounts.profile import services
-from idp.accounts.profile.forms import CodeForm, EmailForm, MobileForm, PasswordForm
+from idp.accounts.profile.forms import CodeForm, EmailForm, MobileForm, PasswordForm, UsernameForm
 from idp.accounts.views import login_redirect, signed_in_account
 from idp.db import commit
 from idp.errors import InvalidField
@@ -108,9 +108,13 @@ def cancel(channel: str) -> Any:
 @bp.route("/password", methods=["GET", "POST"])
 def password() -> Any:
     form = PasswordForm()
+    first = not signed_in_account().password_hash
+    if first:  # no password yet (a county-made account): nothing to confirm
+        del form.current
     if form.validate_on_submit():
         try:
-            services.change_password(signed_in_account(), form.current.data, form.new.data, request.remote_addr)
+            services.change_password(signed_in_account(), "" if first else form.current.data, form.new.data,
+                                     request.remote_addr)
         except InvalidField as exc:
             commit()  # a wrong current password is audited
             field_error(form, exc)
@@ -118,6 +122,29 @@ def password() -> Any:
             commit()
             flash(_l("Your password has been changed."), "info")
             return redirect(url_for(".home"))
-    form.current.data = form.new.data = form.again.data = ""
+    form.new.data = form.again.data = ""
+    if not first:
+        form.current.data = ""
     status = 400 if request.method == "POST" else 200
-    return render_template("accounts/profile/password.html", form=form, username=signed_in_account().username), status
+    return render_template("accounts/profile/password.html", form=form, first=first,
+                           username=signed_in_account().username), status
+
+
+@bp.route("/username", methods=["GET", "POST"])
+def username() -> Any:
+    """Choose another account name (the old one is never given to anyone else)."""
+    from idp.accounts import services as accounts
+
+    account = signed_in_account()
+    form = UsernameForm()
+    if form.validate_on_submit():
+        try:
+            accounts.rename(account, form.username.data, account.username)
+        except InvalidField as exc:
+            field_error(form, exc)
+        else:
+            commit()
+            flash(_l("Your account name is now %(name)s.", name=account.username), "info")
+            return redirect(url_for(".home"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("accounts/profile/username.html", form=form, current=account.username), status
