@@ -89,8 +89,19 @@ db-check: $(STAMP) ## Fail if the models and the migrations disagree (flask db c
 	IDP_CONFIG=testing IDP_DATABASE_URL=sqlite:////tmp/idp-db-check.sqlite $(FLASK) db check
 	@rm -f /tmp/idp-db-check.sqlite
 
-bench: $(STAMP) services ## Benchmark the provider under Granian (flask serve) and gunicorn, 2 workers each, PostgreSQL + Redis; one table
-	$(PY) bench/run.py
+# node-oidc-provider (npm, pinned by bench/node/package-lock.json), the benchmark's comparison.
+NODE_BENCH := bench/node/node_modules/.installed
+$(NODE_BENCH): bench/node/package.json bench/node/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "Installing Debian's nodejs and npm (apt-get): needed to run node-oidc-provider beside ours"; \
+	  { $(APT) update -qq && $(APT) install -y -qq nodejs npm; } || \
+	  { echo "ERROR: could not install them: as root, run: apt-get install nodejs npm" >&2; exit 1; }; }
+	@echo "Installing node-oidc-provider 9 (npm ci) into bench/node/node_modules/: the benchmark's comparison"
+	@cd bench/node && npm ci --no-audit --no-fund --silent || { echo "ERROR: npm ci in bench/node failed" >&2; exit 1; }
+	@touch $@
+
+bench: $(STAMP) services $(NODE_BENCH) ## Server CPU per operation: ours (Granian, 2 workers, PostgreSQL + Redis) beside node-oidc-provider, one table
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches (keeps instance/ and keys/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
