@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Flask
 
+from idp import cookies, errors, i18n, logs, serving
 from idp import db as transaction
-from idp import errors, i18n, logs, serving
 from idp.config import load_settings
 from idp.extensions import babel, csrf, db, migrate
 from idp.store import make_store
@@ -66,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     transaction.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
+    cookies.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)
     app.extensions["idp.store"] = make_store(settings.redis_url, settings.store_prefix)

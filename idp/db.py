@@ -50,7 +50,10 @@ def commit() -> None:
     """Commit this request's (or command's) work: the one place a transaction ends well."""
     from idp.extensions import db
 
-    db.session.commit()
+    session = db.session()
+    if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
+        return  # nothing began (a client_credentials grant writes its token row on its own)
+    session.commit()
 
 
 def rollback() -> None:

@@ -17,7 +17,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, has_app_context, request, session
 
 from idp.extensions import settings
 
@@ -210,6 +210,28 @@ def compile_catalogues(directory: Path) -> None:
             logging.getLogger(__name__).warning("cannot compile %s: %s", po, exc)
 
 
+def _page_translations() -> Any:
+    """Flask-Babel's catalogue for the locale in force, looked up once per locale and request.
+
+    A page calls ``_()`` a few dozen times, and Flask-Babel's own callables find the domain, the
+    locale and the cache again through the request context every time: a quarter of a page's
+    rendering. The catalogue is kept beside Flask-Babel's per-request state (which ``refresh()``
+    clears) and only for the locale it was made for, so ``force_locale`` (a mail in the
+    recipient's language) still gets its own."""
+    from flask_babel import get_translations
+
+    state = g.get("_flask_babel") if has_app_context() else None
+    if state is None:
+        return get_translations()
+    locale = getattr(state, "babel_locale", None)
+    cached = getattr(state, "idp_translations", None)
+    if locale is not None and cached is not None and cached[0] is locale:
+        return cached[1]
+    translations = get_translations()
+    state.idp_translations = (getattr(state, "babel_locale", None), translations)
+    return translations
+
+
 def init_app(app: Flask) -> None:
     compile_catalogues(Path(app.root_path) / "translations")
     from flask_wtf import FlaskForm
@@ -218,6 +240,13 @@ def init_app(app: Flask) -> None:
     FlaskForm.Meta.get_translations = _form_translations  # type: ignore[method-assign]
     app.add_template_filter(local_time, "local_time")
     app.add_template_global(time_zone_label, "time_zone_label")
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _page_translations().ugettext(s),
+        ngettext=lambda s, p, n: _page_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _page_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
 
     @app.before_request
     def _remember_locale() -> None:

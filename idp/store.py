@@ -34,6 +34,105 @@ class Store(Protocol):
     def sadd(self, key: str, member: str, ttl: int) -> None: ...
     def smembers(self, key: str) -> set[str]: ...
     def ping(self) -> bool: ...
+    def publish(self, channel: str, message: str) -> None: ...
+    def listen(self, channel: str, callback: Any) -> Watcher: ...
+    def batch(self) -> Batch: ...
+
+
+class Watcher(Protocol):
+    """A subscription to a channel; ``healthy`` is False while messages may be missed (not yet
+    subscribed, or reconnecting): a reader must not rely on it then."""
+
+    @property
+    def healthy(self) -> bool: ...
+
+
+class Batch:
+    """Several store operations sent together: one round trip to Redis instead of one each.
+
+    Each trip costs far more CPU than the command itself (two system calls on each side), and a
+    sign-in or an authorization used to make a dozen or more. Queue operations (same meaning as the
+    store's methods of the same name), then ``execute()`` returns their results in order. On Redis
+    the batch is one MULTI block, so its writes land together; in memory the operations run one
+    after the other, each atomic as the store's own methods are.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def _add(self, name: str, *args: Any, **kwargs: Any) -> Batch:
+        self._ops.append((name, args, kwargs))
+        return self
+
+    def get(self, key: str) -> Batch:
+        return self._add("get", key)
+
+    def ttl(self, key: str) -> Batch:
+        return self._add("ttl", key)
+
+    def set(self, key: str, value: bytes | str, ttl: int) -> Batch:
+        return self._add("set", key, value, ttl)
+
+    def set_json(self, key: str, value: Any, ttl: int) -> Batch:
+        return self._add("set", key, json.dumps(value, separators=(",", ":")), ttl)
+
+    def sadd(self, key: str, member: str, ttl: int) -> Batch:
+        return self._add("sadd", key, member, ttl)
+
+    def incr(self, key: str, ttl: int, amount: int = 1, *, refresh: bool = False) -> Batch:
+        return self._add("incr", key, ttl, amount, refresh=refresh)
+
+    def delete(self, *keys: str) -> Batch:
+        return self._add("delete", *keys)
+
+    def execute(self) -> list[Any]:
+        ops, self._ops = self._ops, []
+        return [getattr(self._store, name)(*args, **kwargs) for name, args, kwargs in ops]
+
+
+class _RedisBatch(Batch):
+    def execute(self) -> list[Any]:
+        ops, self._ops = self._ops, []
+        if not ops:
+            return []
+        prefix, client = self._store.prefix, self._store.client
+
+        def run() -> list[Any]:
+            pipe = client.pipeline()
+            shapes: list[str] = []
+            for name, args, kwargs in ops:
+                if name == "get":
+                    pipe.get(prefix + args[0])
+                elif name == "ttl":
+                    pipe.ttl(prefix + args[0])
+                elif name == "set":
+                    pipe.set(prefix + args[0], args[1], ex=args[2])
+                elif name == "sadd":
+                    pipe.sadd(prefix + args[0], args[1])
+                    pipe.expire(prefix + args[0], args[2])
+                elif name == "incr":
+                    pipe.incrby(prefix + args[0], args[2])
+                    pipe.expire(prefix + args[0], args[1], nx=not kwargs.get("refresh"))
+                elif name == "delete":
+                    pipe.delete(*[prefix + k for k in args])
+                shapes.append(name)
+            raw = iter(pipe.execute())
+            results: list[Any] = []
+            for name in shapes:
+                value = next(raw)
+                if name in ("sadd", "incr"):
+                    next(raw)  # the EXPIRE's answer
+                if name == "ttl":
+                    value = None if value is None or value < 0 else int(value)
+                elif name == "incr" or name == "delete":
+                    value = int(value)
+                elif name in ("set", "sadd"):
+                    value = None
+                results.append(value)
+            return results
+
+        return self._store._call(run)
 
 
 class _JsonMixin:
@@ -60,6 +159,7 @@ class MemoryStore(_JsonMixin):
         self.prefix = prefix
         self._data: dict[str, tuple[Any, float]] = {}
         self._lock = threading.Lock()
+        self._listeners: dict[str, list[Any]] = {}
 
     def _live(self, key: str) -> Any:
         item = self._data.get(key)
@@ -132,6 +232,18 @@ class MemoryStore(_JsonMixin):
 
     def ping(self) -> bool:
         return True
+
+    def publish(self, channel: str, message: str) -> None:
+        """One process only: the listeners are called at once, in this thread."""
+        for callback in list(self._listeners.get(channel, ())):
+            callback(message)
+
+    def listen(self, channel: str, callback: Any) -> Watcher:
+        self._listeners.setdefault(channel, []).append(callback)
+        return _AlwaysHealthy()
+
+    def batch(self) -> Batch:
+        return Batch(self)
 
     def flush(self) -> None:
         with self._lock:
@@ -211,11 +323,67 @@ class RedisStore(_JsonMixin):
         except redis.RedisError:
             return False
 
+    def publish(self, channel: str, message: str) -> None:
+        self._call(self.client.publish, self.prefix + channel, message)
+
+    def batch(self) -> Batch:
+        return _RedisBatch(self)
+
+    def listen(self, channel: str, callback: Any) -> Watcher:
+        """Call ``callback(message)`` for each message on ``channel`` from a daemon thread of this
+        process (start it after a fork, in the process that will use it)."""
+        return _RedisWatcher(self.client, self.prefix + channel, callback)
+
     def flush(self) -> None:
         """Delete this store's keys only (tests); never FLUSHDB a shared Redis."""
         keys = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
         for i in range(0, len(keys), 500):
             self.client.delete(*keys[i : i + 500])
+
+
+class _AlwaysHealthy:
+    healthy = True
+
+
+class _RedisWatcher:
+    """A Redis subscription kept alive by a daemon thread. ``healthy`` only once subscribed; any
+    error makes it unhealthy until it has subscribed again (with a growing pause), and every
+    (re)subscription calls the callback once with an empty message, since messages published while
+    it was away are lost: the reader must assume it missed something."""
+
+    def __init__(self, client: redis.Redis, channel: str, callback: Any) -> None:
+        self._client, self._channel, self._callback = client, channel, callback
+        self._healthy = False
+        self._thread = threading.Thread(target=self._run, name=f"watch:{channel}", daemon=True)
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy and self._thread.is_alive()
+
+    def _run(self) -> None:
+        pause = 0.5
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self._channel)
+                pubsub.get_message(timeout=1.0)  # the server's confirmation (not passed on)
+                self._healthy, pause = True, 0.5
+                self._callback("")  # whatever was published before now may have been missed
+                while True:
+                    message = pubsub.get_message(timeout=5.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        self._callback(data.decode() if isinstance(data, bytes) else str(data))
+            except Exception:  # connection lost, Redis restarting: resubscribe after a pause
+                self._healthy = False
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:
+                    self._healthy = False
 
 
 def make_store(url: str, prefix: str) -> MemoryStore | RedisStore:

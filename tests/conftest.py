@@ -121,6 +121,9 @@ def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
                     for table in reversed(db.metadata.sorted_tables):
                         conn.execute(table.delete())
     app.extensions["idp.store"].flush()
+    cache = app.extensions.get("idp.client_cache")
+    if cache is not None:  # snapshots of clients the rolled-back transaction made
+        cache.changed()
     if BACKEND != "postgres":  # in-process rate-limit counters (Redis ones went with the prefix above)
         app.extensions["idp.ratelimiter"].storage.reset()
 

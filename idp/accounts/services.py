@@ -236,17 +236,18 @@ def _too_many(retry_after: int, device: bool) -> RateLimited:
                                        "and try again.", seconds=retry_after))
 
 
-def _refuse_while_waiting(throttles: Throttles, ip: str, nonce: str | None) -> None:
+def _refuse_while_waiting(throttles: Throttles, ip: str, nonce: str | None) -> ratelimit.Look:
     """``RateLimited`` when an attempt now would be refused for waiting: the address's ceiling
-    (except for a trusted browser) or a closed gate. Only looks."""
+    (except for a trusted browser) or a closed gate; else what the throttles say. Only looks."""
     try:
         if nonce is None:
             ratelimit.check(ratelimit.login_ip(), ip)
-        closed = ratelimit.wait(throttles)
+        state = ratelimit.look(throttles)
     except RateLimited as exc:
         raise _too_many(exc.retry_after, bool(nonce)) from None
-    if closed:
-        raise _too_many(closed, bool(nonce))
+    if state.wait:
+        raise _too_many(state.wait, bool(nonce))
+    return state
 
 
 def captcha_needed(username: str, ip: str | None, device_cookie: str | None = None) -> bool:
@@ -262,8 +263,7 @@ def sign_in_check(username: str, ip: str | None, device_cookie: str | None = Non
     with a solved captcha. Only looks; ``authenticate`` decides again."""
     ip = ip or "unknown"
     name, nonce, throttles = _throttles_for(username, ip, device_cookie)
-    _refuse_while_waiting(throttles, ip, nonce)
-    return bool(name) and ratelimit.past_free(throttles)
+    return bool(name) and _refuse_while_waiting(throttles, ip, nonce).past_free
 
 
 def authenticate(username: str, password: str, ip: str | None, device_cookie: str | None = None, *,
@@ -288,8 +288,8 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
     typed = (username or "").strip()[:64]
     ip = ip or "unknown"
     name, nonce, throttles = _throttles_for(username, ip, device_cookie)
-    _refuse_while_waiting(throttles, ip, nonce)
-    if not captcha_solved and ratelimit.past_free(throttles):
+    state = _refuse_while_waiting(throttles, ip, nonce)
+    if not captcha_solved and state.past_free:
         raise CaptchaRequired()
     try:
         gated = ratelimit.attempt(throttles)

@@ -33,6 +33,7 @@ from flask import Response, after_this_request, has_request_context, request, se
 
 from idp.extensions import settings, store
 from idp.identity import assurance
+from idp.store import Batch
 
 session_ended = Namespace().signal("session_ended")
 
@@ -144,8 +145,9 @@ def create(account_id: int, auth_time: int | None = None, *, amr: list[str] | No
     """Write a new session record (no cookie): the one place a session comes into being."""
     sso = SsoSession(sid=secrets.token_urlsafe(32), account_id=account_id,
                      auth_time=auth_time or int(time.time()), amr=amr or [assurance.AMR_PASSWORD], acr=acr)
-    store().set_json(_key(sso.sid), asdict(sso), settings().sso_session_lifetime)
-    store().sadd(_account_key(account_id), sso.sid, settings().sso_session_lifetime)
+    lifetime = settings().sso_session_lifetime
+    store().batch().set_json(_key(sso.sid), asdict(sso), lifetime).sadd(_account_key(account_id), sso.sid,
+                                                                          lifetime).execute()
     return sso
 
 
@@ -169,9 +171,13 @@ def start_session(account: Any, amr: list[str] | None = None, acr: str | None = 
     return sso
 
 
-def add_client(sid: str, client_id: str) -> None:
-    """Remember that ``client_id`` received a code in this session (for logout)."""
-    store().sadd(_clients_key(sid), client_id, settings().sso_session_lifetime)
+def add_client(sid: str, client_id: str, batch: Batch | None = None) -> None:
+    """Remember that ``client_id`` received a code in this session (for logout); with ``batch``,
+    as part of it (the code's own write), else at once."""
+    if batch is not None:
+        batch.sadd(_clients_key(sid), client_id, settings().sso_session_lifetime)
+    else:
+        store().sadd(_clients_key(sid), client_id, settings().sso_session_lifetime)
 
 
 def end_session(sid: str) -> set[str]:

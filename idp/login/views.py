@@ -98,9 +98,9 @@ def _device_cookie() -> str:
     return settings().cookie_name(devices.COOKIE)
 
 
-def _remember_device(resp: Response, account: Any) -> Response:
+def _remember_device(resp: Response, username: str) -> Response:
     s = settings()
-    value = devices.remember(request.cookies.get(_device_cookie()), account.username)
+    value = devices.remember(request.cookies.get(_device_cookie()), username)
     resp.set_cookie(_device_cookie(), value, max_age=s.device_cookie_lifetime, path="/", secure=s.secure_cookies,
                     httponly=True, samesite="Lax")
     return resp
@@ -156,8 +156,9 @@ def login() -> Any:
         needed = accounts.captcha_needed(form.username.data, request.remote_addr, device)
         return _page(_again(form, needed), exc.status, error=exc.message, headers=headers)
     sessions.start_session(account)
+    username = account.username  # read before the commit expires the row (no second SELECT)
     commit()
-    return _remember_device(make_response(redirect(next_url)), account)
+    return _remember_device(make_response(redirect(next_url)), username)
 
 
 @bp.get("/")

@@ -91,7 +91,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "amr": list(sso.amr or []),
             "sid": sso.public_sid,  # never the cookie's session id: relying parties see this one
         }
-        services.save_code(code, data)
+        # The code and the session's list of apps that got one (for logout): one round trip.
+        from idp.login import sessions
+
+        batch = store().batch()
+        sessions.add_client(sso.sid, request.client.client_id, batch)
+        services.save_code(code, data, batch)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         """Read, not take: a code presented by another client, or with a wrong redirect URI or

@@ -17,9 +17,11 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication as _ClientAuthentication
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.requests import OAuth2Request as _OAuth2Request
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
@@ -36,8 +38,26 @@ from idp.security import audit, ratelimit
 log = logging.getLogger(__name__)
 
 
+class OAuth2Request(FlaskOAuth2Request):
+    """Authlib's Flask request wrapper, built without Werkzeug's ``request.url``: that property turns
+    the whole URL into an IRI on every token request, and Authlib only uses the URI to refuse plain
+    http (``InsecureTransportError``), which needs the scheme, not the decoded path and query."""
+
+    def __init__(self, request: Any) -> None:
+        environ = request.environ
+        uri = f"{environ['wsgi.url_scheme']}://{request.host}{environ.get('SCRIPT_NAME', '')}{environ['PATH_INFO']}"
+        _OAuth2Request.__init__(self, method=request.method, uri=uri, headers=request.headers)
+        self._request = request
+        self.payload = FlaskOAuth2Payload(request)
+
+
 class AuthorizationServer(_AuthorizationServer):
     """Authlib's Flask server with our token storage and the RFC 9207 issuer helper."""
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        from flask import request as flask_request
+
+        return OAuth2Request(flask_request._get_current_object())  # type: ignore[attr-defined]
 
     def add_issuer(self, response: Any) -> Any:
         """Add ``iss`` to an authorization (error) redirect made outside ``create_authorization_response``."""
@@ -157,7 +177,10 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         family_id, auth_time, sid = old.family_id, old.auth_time, old.sid
     else:
         family_id, auth_time, sid = secrets.token_urlsafe(16), None, None
-    services.save_token(token, request.client, account_id, family_id, auth_time, sid)
+    # A refresh also marks the old token used: those two writes commit together. A code or
+    # client_credentials grant writes nothing else, so its row is written on its own.
+    alone = getattr(request, "refresh_token", None) is None
+    services.save_token(token, request.client, account_id, family_id, auth_time, sid, alone=alone)
 
 
 class BearerTokenValidator(_BearerTokenValidator):

@@ -13,18 +13,18 @@ shares a ``family_id`` with all its refreshes, so a replayed code or a reused re
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
 from typing import Any
 
 from flask import current_app, has_app_context, has_request_context, request
-from sqlalchemy import event, update
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
 from idp.extensions import db, settings, store
 from idp.oidc.models import Client, Consent, Token
 from idp.security import audit
+from idp.store import Batch
 
 CODE_KEY = "oidc:code:"
 CODE_FAMILY_KEY = "oidc:code-family:"
@@ -41,11 +41,13 @@ def get_client(client_id: str | None) -> Client | None:
     """The registered client, as a read-only snapshot shared by this process's requests.
 
     Every OIDC request reads its client two to five times (Authlib asks, then the ID token, then
-    logout), and a client row changes a few times a year, so each process keeps detached copies
-    and checks one version number in the store per request; any write to a client bumps it
-    (see ``_watch_client_writes``), so a rotated secret or a deleted client stops working at once
-    in every process. The snapshot is detached from the session: change clients through
-    ``idp.oidc.registration``, never through this object.
+    logout), and a client row changes a few times a year, so each process keeps detached copies.
+    Any write to a client (see ``_watch_client_writes``) publishes on the store's
+    ``oidc:clients-changed`` channel, and every process listens (``_client_cache``): a rotated
+    secret or a deleted client stops working at once in every process, without a store round trip
+    per request. While a process is not subscribed (starting, Redis reconnecting) it falls back to
+    reading one version number from the store per request. The snapshot is detached from the
+    session: change clients through ``idp.oidc.registration``, never through this object.
     """
     if not client_id:
         return None
@@ -60,14 +62,27 @@ def get_client(client_id: str | None) -> Client | None:
 
 
 class _ClientCache:
-    """Detached ``Client`` snapshots valid for one version of the store's client counter."""
+    """Detached ``Client`` snapshots valid for one version of the store's client counter, or until
+    the change channel says otherwise."""
 
-    MAX_AGE = 300  # seconds; a bound even if the version key were lost from the store
+    MAX_AGE = 300  # seconds; a bound even if a change message or the version key were lost
 
     def __init__(self) -> None:
         self.version: str | None = None
         self.items: dict[str, Client] = {}
         self.since = time.monotonic()
+        self.watcher: Any = None
+        self.watcher_pid: int | None = None
+
+    def changed(self, message: str = "") -> None:
+        """A client changed somewhere (or the subscription just began): drop every snapshot."""
+        self.items = {}
+        self.version = None
+        self.since = time.monotonic()
+
+    def fresh(self) -> None:
+        if time.monotonic() - self.since > self.MAX_AGE:
+            self.changed()
 
     def sync(self, version: str) -> None:
         if version != self.version or time.monotonic() - self.since > self.MAX_AGE:
@@ -87,10 +102,23 @@ class _ClientCache:
 CLIENTS_VERSION_KEY = "oidc:clients-version"
 
 
+CLIENTS_CHANNEL = "oidc:clients-changed"
+
+
 def _client_cache() -> _ClientCache:
-    """The process cache, checked against the store's version once per request."""
+    """The process cache: trusted as long as this process listens to the change channel; else
+    checked against the store's version once per request."""
+    import os
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     cache = app.extensions.setdefault("idp.client_cache", _ClientCache())
+    if cache.watcher_pid != os.getpid():  # first use in this process (workers are forked)
+        cache.watcher_pid = os.getpid()
+        cache.changed()
+        cache.watcher = store().listen(CLIENTS_CHANNEL, cache.changed)
+    if cache.watcher is not None and cache.watcher.healthy:
+        cache.fresh()
+        return cache
     if has_request_context():
         req = request._get_current_object()  # type: ignore[attr-defined]
         if getattr(req, "_idp_clients_version", None) is None:
@@ -107,11 +135,12 @@ def _stored_version() -> str:
 
 def clients_changed() -> None:
     """Forget every process's client snapshots (called after any write to a client row)."""
-    store().set(CLIENTS_VERSION_KEY, secrets.token_hex(8), 30 * 86400)  # random: a value never comes back
+    version = secrets.token_hex(8)  # random: a value never comes back
+    store().set(CLIENTS_VERSION_KEY, version, 30 * 86400)
+    store().publish(CLIENTS_CHANNEL, version)
     cache = current_app.extensions.get("idp.client_cache")
     if cache is not None:
-        cache.items.clear()
-        cache.version = None
+        cache.changed()
     if has_request_context():
         request._idp_clients_version = None  # type: ignore[attr-defined]
 
@@ -158,18 +187,18 @@ def _clients_committed(session: Session) -> None:
 
 
 # -- authorization codes ---------------------------------------------------------------------
-def save_code(code: str, data: dict[str, Any]) -> None:
-    """Store the code and its family marker (for replay detection) in one round trip. The nonce travels
-    inside the code's data only: it is bound into the ID token, never checked for repeats (R-O4)."""
+def save_code(code: str, data: dict[str, Any], batch: Batch | None = None) -> None:
+    """Store the code and its family marker (for replay detection) in one round trip, with whatever
+    else ``batch`` holds (the session's list of apps). The nonce travels inside the code's data only:
+    it is bound into the ID token, never checked for repeats (R-O4)."""
     lifetime = settings().code_lifetime
     key = hash_token(code)
     data = dict(data, exp=int(time.time()) + lifetime)
-    items: list[tuple[str, bytes | str, int]] = [
-        (CODE_KEY + key, json.dumps(data, separators=(",", ":")), lifetime),
-        # Outlives the code: a code presented again after its redemption names the family to revoke.
-        (CODE_FAMILY_KEY + key, data["family_id"], lifetime * 5),
-    ]
-    store().set_many(items)
+    batch = batch or store().batch()
+    batch.set_json(CODE_KEY + key, data, lifetime)
+    # Outlives the code: a code presented again after its redemption names the family to revoke.
+    batch.set(CODE_FAMILY_KEY + key, data["family_id"], lifetime * 5)
+    batch.execute()
 
 
 def peek_code(code: str) -> dict[str, Any] | None:
@@ -206,11 +235,20 @@ def _replayed(key: str) -> None:
 
 # -- tokens ----------------------------------------------------------------------------------
 def save_token(token: dict[str, Any], client: Client, account_id: int | None, family_id: str,
-               auth_time: int | None = None, sid: str | None = None) -> None:
-    """Store the hashes of a new token pair (one INSERT: every sign-in and refresh comes here)."""
+               auth_time: int | None = None, sid: str | None = None, *, alone: bool = False) -> None:
+    """Store the hashes of a new token pair (every sign-in, refresh and client_credentials grant).
+
+    ``alone``: the row is the request's only write (a code or client_credentials grant), so on
+    PostgreSQL it is written by itself, one INSERT in autocommit on a pooled connection of its own:
+    one round trip instead of three (BEGIN, INSERT, COMMIT), and none of the session's machinery,
+    which together were half of a client_credentials request's CPU (issue 11). It is durable when
+    the answer leaves, like a committed transaction; if the request failed after it, the row is a
+    token nobody holds. Otherwise (a refresh, which also marks its predecessor used) it joins the
+    request's transaction, committed at the request's one edge.
+    """
     now = int(time.time())
     refresh = token.get("refresh_token")
-    db.session.execute(Token.__table__.insert(), dict(  # Core + bound parameters: a cached statement
+    row = dict(
         client_id=client.client_id,
         account_id=account_id,
         family_id=family_id,
@@ -225,7 +263,33 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
         access_revoked=False,
         refresh_revoked=False,
         refresh_used=False,
-    ))
+    )
+    bind = db.session.get_bind()
+    if alone and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        _insert_token_alone(bind, row)
+    else:
+        db.session.execute(Token.__table__.insert(), row)  # Core + bound parameters: a cached statement
+
+
+_TOKEN_COLUMNS = ("client_id", "account_id", "family_id", "access_token_hash", "refresh_token_hash", "scope",
+                  "issued_at", "expires_in", "refresh_expires_at", "auth_time", "sid", "access_revoked",
+                  "refresh_revoked", "refresh_used")
+_INSERT_TOKEN = ("INSERT INTO oauth_token (client_id, account_id, family_id, access_token_hash, refresh_token_hash, "
+                 "scope, issued_at, expires_in, refresh_expires_at, auth_time, sid, access_revoked, refresh_revoked, "
+                 "refresh_used) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def _insert_token_alone(engine: Engine, row: dict[str, Any]) -> None:
+    """One autocommit INSERT through the driver (psycopg), on a connection from the app's pool.
+    (Only when the session works on the pool: a test's session bound to one connection inside an
+    outer transaction writes through the session, whose rows another connection could not see.)"""
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.autocommit = True  # a connection comes out of the pool idle (reset on return)
+        try:
+            driver.execute(_INSERT_TOKEN, tuple(row[c] for c in _TOKEN_COLUMNS))
+        finally:
+            driver.autocommit = False
 
 
 def find_token(value: str, hint: str | None = None) -> Token | None:

