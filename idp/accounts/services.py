@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -257,17 +258,30 @@ def captcha_needed(username: str, ip: str | None, device_cookie: str | None = No
     return bool(name) and ratelimit.past_free(throttles)
 
 
-def sign_in_check(username: str, ip: str | None, device_cookie: str | None = None) -> bool:
+@dataclass(frozen=True)
+class SignInCheck:
+    """What ``sign_in_check`` found, handed to ``authenticate`` for the same attempt so that the
+    throttles are not looked up twice in one request (each look is a round trip to the store)."""
+
+    captcha_needed: bool
+    name: str
+    nonce: str | None
+    throttles: Throttles
+
+
+def sign_in_check(username: str, ip: str | None, device_cookie: str | None = None) -> SignInCheck:
     """Before the login page checks anything the person typed: ``RateLimited`` when the attempt would
     have to wait (so a captcha typed meanwhile is not used up for nothing), else whether it must come
-    with a solved captcha. Only looks; ``authenticate`` decides again."""
+    with a solved captcha (``captcha_needed``). Only looks; ``authenticate`` decides (its
+    reservation is atomic and refuses a gate that closed since)."""
     ip = ip or "unknown"
     name, nonce, throttles = _throttles_for(username, ip, device_cookie)
-    return bool(name) and _refuse_while_waiting(throttles, ip, nonce).past_free
+    needed = bool(name) and _refuse_while_waiting(throttles, ip, nonce).past_free
+    return SignInCheck(needed, name, nonce, throttles)
 
 
 def authenticate(username: str, password: str, ip: str | None, device_cookie: str | None = None, *,
-                 captcha_solved: bool = False) -> Account:
+                 captcha_solved: bool = False, checked: SignInCheck | None = None) -> Account:
     """The account for these credentials, or a domain error; guessing is slowed, never locked.
 
     Throttles are reserved before the (deliberately slow) hash and given back on success
@@ -279,6 +293,9 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
     normalised name (``Student1`` and ``student1`` share one), while audit rows keep the name as
     typed (never the password), which is what an investigator needs.
 
+    ``checked``: what ``sign_in_check`` found for this very attempt, earlier in the same request
+    (its look is not repeated).
+
     Past the free failures an attempt also needs ``captcha_solved`` (the caller checked a captcha
     for this very attempt), else ``CaptchaRequired``: scripted guessing then costs a solved captcha
     per try on top of the delay. A closed gate is reported first (the person waits, then solves one
@@ -287,9 +304,12 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
     """
     typed = (username or "").strip()[:64]
     ip = ip or "unknown"
-    name, nonce, throttles = _throttles_for(username, ip, device_cookie)
-    state = _refuse_while_waiting(throttles, ip, nonce)
-    if not captcha_solved and state.past_free:
+    if checked is not None and checked.name == normalise_username(username):  # looked in this request
+        name, nonce, throttles, past_free = checked.name, checked.nonce, checked.throttles, checked.captcha_needed
+    else:
+        name, nonce, throttles = _throttles_for(username, ip, device_cookie)
+        past_free = _refuse_while_waiting(throttles, ip, nonce).past_free
+    if not captcha_solved and past_free:
         raise CaptchaRequired()
     try:
         gated = ratelimit.attempt(throttles)

@@ -131,19 +131,20 @@ def login() -> Any:
     # A closed gate first (nothing typed is checked or used up, the captcha included); then the
     # captcha is asked for, and checked, when this account name is past its free failures.
     try:
-        wanted = accounts.sign_in_check(request.form.get("username", ""), request.remote_addr, device)
+        check = accounts.sign_in_check(request.form.get("username", ""), request.remote_addr, device)
     except RateLimited as exc:
         typed = LoginForm()
         needed = accounts.captcha_needed(typed.username.data or "", request.remote_addr, device)
         return _page(_again(typed, needed), exc.status, error=exc.message,
                      headers={"Retry-After": str(exc.retry_after)})
+    wanted = check.captcha_needed
     form = login_form(wanted)
     if not form.validate_on_submit():
         session[CAPTCHA_FLAG] = wanted
         return _page(form, 400)
     try:
         account = accounts.authenticate(form.username.data, form.password.data, request.remote_addr, device,
-                                        captcha_solved=wanted)
+                                        captcha_solved=wanted, checked=check)
     except accounts.CaptchaRequired as exc:  # not a failure: nothing was tried
         form = _again(form, True)
         form.captcha.errors = [exc.message]

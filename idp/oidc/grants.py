@@ -72,6 +72,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
+    def generate_authorization_code(self) -> str:
+        """256 random bits, like our tokens (Authlib's default picks 48 characters one by one)."""
+        return services.new_token()
+
     def save_authorization_code(self, code: str, request: Any) -> None:
         # The view puts the SSO session and the subject on the request before issuing.
         sso = request.sso

@@ -372,9 +372,9 @@ def needs_consent(account_id: int, client: Client, scope: str) -> bool:
     """Ask unless the client skips consent or every requested scope was granted before."""
     if client.skip_consent:
         return False
-    row = _consent(account_id, client.client_id)
-    granted = set(row.scope.split()) if row else set()
-    return not set(scope.split()) <= granted
+    granted = db.session.execute(  # the scope column only: no Consent object to build
+        db.select(Consent.scope).filter_by(account_id=account_id, client_id=client.client_id)).scalar_one_or_none()
+    return not set(scope.split()) <= set((granted or "").split())
 
 
 def grant_consent(account: Any, client_id: str, scope: str) -> None:

@@ -181,9 +181,9 @@ def authorize() -> Any:
                                switch_url=_select_account_url()), 403
 
     scope = grant.request.scope
-    form = ConsentForm()
     asked_consent = "consent" in prompts
     if asked_consent or services.needs_consent(account.id, client, scope):
+        form = ConsentForm()  # only here: a remembered consent needs no form (nor its CSRF token)
         if "none" in prompts:
             return _redirect_error(ConsentRequiredError(redirect_uri=grant.redirect_uri))
         if request.method != "POST" or not form.validate_on_submit():
