@@ -145,6 +145,14 @@ def outbox(live: Live) -> list[Any]:
         return list(notify.outbox())
 
 
+def settle(page: Any) -> None:
+    """After a form post: wait for the page it leads to. A post that leads on to an app (or to
+    /oauth/) is answered with a page that continues there by itself (a meta refresh, not a
+    redirect: idp/security/headers.py, since Chromium checks CSP form-action on every redirect
+    after a post); "network idle" (nothing loading for half a second) is past that page too."""
+    page.wait_for_load_state("networkidle")
+
+
 def sign_in(page: Any, live: Live, username: str, next_path: str = "/") -> None:
     """Sign in through the login page, as a person types it."""
     from urllib.parse import quote
@@ -153,9 +161,9 @@ def sign_in(page: Any, live: Live, username: str, next_path: str = "/") -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", demo_password(username))
     page.locator("form:has(input[name=password]) [type=submit]").click()
-    page.wait_for_load_state()
+    settle(page)
     assert "/login" not in page.url, f"sign-in as {username} failed: {page.url}"
 
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "VIEWPORT", "Live", "axe", "captcha_answer", "csp_violations", "describe",
-           "install_axe_route", "outbox", "sign_in"]
+           "install_axe_route", "outbox", "settle", "sign_in"]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_helpers import ROOT, captcha_answer, check_page, outbox, sign_in, with_lang
+from browser_helpers import ROOT, captcha_answer, check_page, outbox, settle, sign_in, with_lang
 from e2e_helpers import env_without_proxies, free_port, wait_http
 
 from idp.demo.commands import DEMO_APPLICANTS
@@ -41,7 +41,7 @@ def _submit(page: Any) -> None:
     """Press the form's button and wait for the page it leads to (the post, any redirect, the next page)."""
     with page.expect_navigation():
         page.locator("main form button[type=submit]").last.click()
-    page.wait_for_load_state()
+    settle(page)
 
 
 # -- walking the wizard with a mouse -------------------------------------------------------------------

@@ -153,6 +153,8 @@ def _sign_in_at_county(page: Any, county_live: dict[str, Any], account: str) -> 
     page.fill("input[name=username]", account)
     page.fill("input[name=password]", COUNTY_PASSWORD)
     page.locator("form:has(input[name=password]) [type=submit]").click()
+    # Its answer continues by itself (a page, not a redirect: security/headers.py) back to us.
+    page.wait_for_url(lambda url: not url.startswith(county_live["issuer"]), timeout=15000)
     page.wait_for_load_state()
 
 
@@ -161,6 +163,10 @@ def _sign_out(page: Any, live: Live) -> None:
     if page.locator("form [type=submit]").count():
         page.locator("main form [type=submit]").first.click()
         page.wait_for_load_state()
+        if page.locator("meta[http-equiv=refresh]").count():  # on to the county's end-session endpoint: a
+            # page continuing there by itself (security/headers.py), not a redirect
+            page.wait_for_url(lambda url: not url.startswith(live.base + "/logout"), timeout=15000)
+            page.wait_for_load_state()
 
 
 def _username(page: Any, live: Live) -> str:
@@ -192,6 +198,28 @@ def test_a_pupil_signs_in_with_the_county_button_and_reaches_the_demo_app(page, 
     assert "fed" in claims and "urn:tw:edu:sso:acr:cloud" in claims
 
 
+def test_with_consent_remembered_the_county_sign_in_goes_straight_through_to_the_app(page, live, county_live,
+                                                                                     demo_rp) -> None:
+    """R-L2, R-N3: once the app's consent is remembered, the county's login form is followed by redirects
+    all the way to the demo app (county → our callback → our authorize → the app). Chromium checks the
+    county page's CSP form-action on every one of those hops, so the county's sign-in answers with a page
+    that continues by itself instead; before, the browser stayed on the county's page."""
+    for attempt in range(2):
+        page.context.clear_cookies()
+        page.goto(demo_rp + "/")
+        page.click("#login")
+        page.wait_for_url(lambda url: url.startswith(live.base + "/login"))
+        _press_county(page, "ntpc")
+        _sign_in_at_county(page, county_live, _county_accounts()["王小明"])
+        page.wait_for_url(lambda url: url.startswith(live.base + "/oauth/authorize") or url.startswith(demo_rp),
+                          timeout=15000)
+        if page.url.startswith(live.base):
+            assert attempt == 0, "the consent was asked again"
+            page.click("input[name=allow]")
+        page.wait_for_url(demo_rp + "/", timeout=15000)
+        assert "王小明" in page.inner_text("#greeting")
+
+
 def test_cloud_account_and_county_login_land_on_the_same_account(page, live, county_live) -> None:
     """R-L2, R-A2: the pupil's cloud-account sign-in and county sign-in are one account for life."""
     page.goto(live.base + "/login?force=1")
@@ -215,7 +243,8 @@ def test_logout_also_ends_the_county_session(page, live, county_live, axe, local
     _press_county(page, "ntpc")
     _sign_in_at_county(page, county_live, _county_accounts()["王小明"])
     _sign_out(page, live)
-    assert page.url.startswith(live.base + "/login/county/ntpc/logged-out")
+    # Through 新北市's end-session endpoint (a page continuing there by itself: security/headers.py) and back.
+    page.wait_for_url(lambda url: url.startswith(live.base + "/login/county/ntpc/logged-out"), timeout=15000)
     assert page.locator("[data-county-session=ended]").count() == 1
     check_page(page, axe, locale)
     page.goto(county_live["issuer"] + "/login")  # the county's own session is over too

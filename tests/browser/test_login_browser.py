@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
-from browser_helpers import HTML_LANG, captcha_answer, check_page, demo_password, outbox, with_lang
+from browser_helpers import HTML_LANG, captcha_answer, check_page, demo_password, outbox, settle, with_lang
 from e2e_helpers import authorize_url, flask_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -30,7 +30,7 @@ PASSWORD = "paper boats on the pond"
 
 def _submit(page: Any) -> None:
     page.locator("main form:not(.switch-account) [type=submit]").last.click()
-    page.wait_for_load_state()
+    settle(page)
 
 
 def _query(url: str) -> dict[str, str]:
@@ -175,7 +175,7 @@ def test_member_signs_up_signs_in_to_the_demo_app_and_is_refused_where_real_name
 
     # 不是您？切換帳號: signed out, the same request asks for an account; the member signs in again.
     page.locator("[data-switch-account]").click()
-    page.wait_for_load_state()
+    settle(page)
     assert urlsplit(page.url).path == "/login" and page.input_value("input[name=username]") == ""
     assert _query(_query(page.url)["next"])["state"] == params["state"]
     page.fill("input[name=username]", username)
@@ -202,7 +202,7 @@ def test_member_signs_up_signs_in_to_the_demo_app_and_is_refused_where_real_name
     assert nav.value.ok and urlsplit(page.url).path.startswith("/account/apply")
     page.goto(refusal)
     page.locator("main a[data-switch-account]").click()
-    page.wait_for_load_state()
+    settle(page)
     assert urlsplit(page.url).path == "/login" and page.input_value("input[name=username]") == ""
     page.fill("input[name=username]", "teacher")
     page.fill("input[name=password]", demo_password("teacher"))

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from browser_helpers import captcha_answer, check_page, outbox, sign_in, with_lang
+from browser_helpers import captcha_answer, check_page, outbox, settle, sign_in, with_lang
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -40,7 +40,7 @@ def _on(page: Any) -> str:
 
 def _submit(page: Any) -> None:
     page.locator("main form button[type=submit]").last.click()
-    page.wait_for_load_state()
+    settle(page)
 
 
 def _new_id() -> str:

@@ -145,6 +145,48 @@ def test_forms_may_only_lead_here_or_to_the_app_being_signed_in_to(client, rp, a
     assert consent.status_code == 200 and _form_action(consent) == "form-action 'self' https://rp.example.org"
 
 
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
+def test_a_browsers_sign_in_continues_to_the_app_without_a_form_redirect(client, rp, account) -> None:
+    """R-N3, R-L4: Chromium checks form-action on every redirect after a form post, so an app whose
+    callback sends the browser on to another of its hosts (or a county's sign-in whose relying party
+    sends it on to the app) would be blocked. A browser's sign-in post that leads to /oauth/ gets a
+    page continuing there by itself, with the new session's cookie; scripts still get the redirect."""
+    from urllib.parse import urlencode
+
+    from helpers import csrf_token
+
+    params, _ = authorize_params(rp)
+    next_url = "/oauth/authorize?" + urlencode(params)
+    form = {"username": account.username, "password": "Correct-Horse-9", "next": next_url,
+            "csrf_token": csrf_token(client, "/login?" + urlencode({"next": next_url}))}
+    resp = client.post("/login", data=form, headers=NAVIGATE)
+    assert resp.status_code == 200 and "Location" not in resp.headers
+    html = resp.get_data(as_text=True)
+    assert f'http-equiv="refresh" content="0;url={next_url.replace("&", "&amp;")}"' in html
+    assert 'id="continue"' in html
+    assert any(c.startswith("idp_sso=") for c in resp.headers.getlist("Set-Cookie"))
+    assert resp.headers["Cache-Control"] == "no-store"
+    # The continued request is signed in: it reaches the consent page.
+    assert client.get(next_url).status_code == 200
+
+
+def test_scripts_and_same_origin_posts_keep_their_redirects(client, rp, account) -> None:
+    """R-N4: without Sec-Fetch-Mode: navigate (a script, a relying party's server) the answer stays a
+    redirect, and a browser's post that stays on this origin (the account page) is redirected as before."""
+    from helpers import login
+
+    assert login(client, account.username, next_url="/oauth/authorize?x=1").status_code == 302
+    client.post("/logout", data={})
+    from helpers import csrf_token
+
+    resp = client.post("/login", headers=NAVIGATE, data={
+        "username": account.username, "password": "Correct-Horse-9", "next": "/account/",
+        "csrf_token": csrf_token(client, "/login?force=1")})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/account/"
+
+
 def test_hsts_only_with_an_https_issuer(app_config, client) -> None:
     """R-N3: Strict-Transport-Security is sent when the issuer is https (pages and published documents)."""
     assert "Strict-Transport-Security" not in client.get("/login").headers
