@@ -85,6 +85,12 @@ def _cache() -> dict[str, Any]:
     return req._idp_sso
 
 
+def is_live(sid: str) -> bool:
+    """Is this session still signed in (not logged out, not ended by a password reset or by disabling
+    its account)? One store read, no database."""
+    return store().get(_key(sid)) is not None
+
+
 def current_session() -> SsoSession | None:
     """The live session of this request's browser, or None (read once per request)."""
     cache = _cache()

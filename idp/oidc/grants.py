@@ -29,6 +29,14 @@ TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
+@dataclass(frozen=True)
+class IssuedTo:
+    """The person a code was issued to, as the token endpoint needs them: no database row."""
+
+    id: int
+    claims: dict[str, Any]
+
+
 @dataclass
 class AuthorizationCode(AuthorizationCodeMixin):
     """A redeemed code's data, as saved in the store when it was issued."""
@@ -47,6 +55,10 @@ class AuthorizationCode(AuthorizationCodeMixin):
     amr: list[str] = field(default_factory=list)
     sid: str | None = None
     exp: int = 0
+    # What the ID token says about the person, computed when the code was issued (the account was
+    # loaded then), and the SSO session it was issued in (a store key: never leaves the store).
+    claims: dict[str, Any] | None = None
+    session: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -94,6 +106,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "acr": request.acr,
             "amr": list(sso.amr or []),
             "sid": sso.public_sid,  # never the cookie's session id: relying parties see this one
+            "session": sso.sid,  # in the store only, to check at redemption that the sign-in still holds
+            "claims": claims.id_token_claims(request.user, request.scope, request.client),
         }
         # The code and the session's list of apps that got one (for logout): one round trip.
         from idp.login import sessions
@@ -121,7 +135,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Nothing to do: ``validate_token_request`` already took the code out of the store."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Any:
-        account = services.get_account(authorization_code.account_id)
+        """Who the tokens are for. A code carries its ID token's claims from when it was issued, so
+        the account is not read again: the sign-in it was issued in must still hold (a logout, a
+        password reset or disabling the account ends it, and then the code is refused). One store
+        read instead of a transaction around an account row on every code exchange (issue 11)."""
+        from idp.login import sessions
+
+        code = authorization_code
+        if code.claims is not None and code.session:
+            return IssuedTo(code.account_id, code.claims) if sessions.is_live(code.session) else None
+        account = services.get_account(code.account_id)  # a code issued before codes carried claims
         return account if account is not None and account.is_active else None
 
 
@@ -234,7 +257,10 @@ class OpenIDCode(_OpenIDCode):
         return out
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
-        return claims.id_token_claims(user, scope, g.pop("oidc_id_token_client", None))
+        client = g.pop("oidc_id_token_client", None)
+        if isinstance(user, IssuedTo):  # a code: the claims it was issued with, for the same scope
+            return dict(user.claims)
+        return claims.id_token_claims(user, scope, client)
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):

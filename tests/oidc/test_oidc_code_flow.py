@@ -61,6 +61,34 @@ def test_full_code_flow_with_pkce(client, rp, account) -> None:
     assert post.get_json() == claims
 
 
+def test_a_code_is_refused_once_the_sign_in_it_came_from_has_ended(client, rp, account) -> None:
+    """R-O1, R-N3: the token endpoint does not read the account again (the code carries its ID token's
+    claims), so it checks that the sign-in is still live: signed out (or a password reset, or the
+    account disabled, which end every session) between the code and its redemption, the code gets
+    invalid_grant and no token."""
+    from idp.login import sessions
+
+    sid = sign_in(client, account)
+    flow = get_code(client, rp)
+    sessions.end_session(sid)
+    resp = redeem(client, rp, flow)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
+    assert "access_token" not in resp.get_json()
+
+
+def test_the_id_token_says_what_the_account_said_when_the_code_was_issued(client, rp, account) -> None:
+    """R-O4: the ID token's profile claims come with the code, from the account as it was then, and
+    match userinfo's."""
+    sign_in(client, account)
+    flow = get_code(client, rp)
+    body = redeem(client, rp, flow).get_json()
+    claims = jwt.decode(body["id_token"], KeySet.import_key_set(client.get("/oauth/jwks").get_json())).claims
+    assert claims["name"] == "王小明" and claims["preferred_username"] == account.username
+    info = client.get("/oauth/userinfo", headers={"Authorization": "Bearer " + body["access_token"]}).get_json()
+    assert {k: claims[k] for k in ("sub", "name", "preferred_username", "email")} == \
+        {k: info[k] for k in ("sub", "name", "preferred_username", "email")}
+
+
 def test_authorization_response_carries_iss(client, rp, account) -> None:
     """R-O1: RFC 9207 iss is in the authorization response."""
     sign_in(client, account)
