@@ -209,11 +209,6 @@ class WholeRequests:
                 chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
-def declared_length(scope: Scope) -> int | None:
-    """The request's Content-Length, if it sent one the server accepted."""
-    return body_framing(scope)[0]
-
-
 def body_framing(scope: Scope) -> tuple[int | None, bool]:
     """The request's Content-Length (None if absent or unreadable) and whether it declared a
     Transfer-Encoding (a chunked body)."""

@@ -25,7 +25,6 @@ class Store(Protocol):
 
     def get(self, key: str) -> bytes | None: ...
     def set(self, key: str, value: bytes | str, ttl: int) -> None: ...
-    def set_many(self, items: list[tuple[str, bytes | str, int]]) -> None: ...
     def add(self, key: str, value: bytes | str, ttl: int) -> bool: ...
     def getdel(self, key: str) -> bytes | None: ...
     def delete(self, *keys: str) -> int: ...
@@ -180,10 +179,6 @@ class MemoryStore(_JsonMixin):
         with self._lock:
             self._data[self.prefix + key] = (_b(value), time.monotonic() + ttl)
 
-
-    def set_many(self, items: list[tuple[str, bytes | str, int]]) -> None:
-        for key, value, ttl in items:
-            self.set(key, value, ttl)
     def add(self, key: str, value: bytes | str, ttl: int) -> bool:
         with self._lock:
             if self._live(self.prefix + key) is not None:
@@ -268,16 +263,6 @@ class RedisStore(_JsonMixin):
 
     def set(self, key: str, value: bytes | str, ttl: int) -> None:
         self._call(lambda: self.client.set(self.prefix + key, value, ex=ttl))
-
-    def set_many(self, items: list[tuple[str, bytes | str, int]]) -> None:
-        """Several keys in one round trip (a MULTI block: all or none)."""
-        def run() -> None:
-            pipe = self.client.pipeline()
-            for key, value, ttl in items:
-                pipe.set(self.prefix + key, value, ex=ttl)
-            pipe.execute()
-
-        self._call(run)
 
     def add(self, key: str, value: bytes | str, ttl: int) -> bool:
         return bool(self._call(lambda: self.client.set(self.prefix + key, value, ex=ttl, nx=True)))

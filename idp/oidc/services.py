@@ -12,7 +12,9 @@ shares a ``family_id`` with all its refreshes, so a replayed code or a reused re
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import secrets
 import time
 from typing import Any
@@ -108,8 +110,6 @@ CLIENTS_CHANNEL = "oidc:clients-changed"
 def _client_cache() -> _ClientCache:
     """The process cache: trusted as long as this process listens to the change channel; else
     checked against the store's version once per request."""
-    import os
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     cache = app.extensions.setdefault("idp.client_cache", _ClientCache())
     if cache.watcher_pid != os.getpid():  # first use in this process (workers are forked)
@@ -271,23 +271,22 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
         db.session.execute(Token.__table__.insert(), row)  # Core + bound parameters: a cached statement
 
 
-_TOKEN_COLUMNS = ("client_id", "account_id", "family_id", "access_token_hash", "refresh_token_hash", "scope",
-                  "issued_at", "expires_in", "refresh_expires_at", "auth_time", "sid", "access_revoked",
-                  "refresh_revoked", "refresh_used")
-_INSERT_TOKEN = ("INSERT INTO oauth_token (client_id, account_id, family_id, access_token_hash, refresh_token_hash, "
-                 "scope, issued_at, expires_in, refresh_expires_at, auth_time, sid, access_revoked, refresh_revoked, "
-                 "refresh_used) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+@functools.cache
+def _insert_token_sql(dialect: Any, columns: tuple[str, ...]) -> str:
+    """The model's INSERT, compiled once for the driver (named parameters): no copy of the columns."""
+    return str(Token.__table__.insert().inline().compile(dialect=dialect, column_keys=list(columns)))
 
 
 def _insert_token_alone(engine: Engine, row: dict[str, Any]) -> None:
     """One autocommit INSERT through the driver (psycopg), on a connection from the app's pool.
     (Only when the session works on the pool: a test's session bound to one connection inside an
     outer transaction writes through the session, whose rows another connection could not see.)"""
+    sql = _insert_token_sql(engine.dialect, tuple(row))
     with engine.connect() as conn:
         driver = conn.connection.driver_connection
         driver.autocommit = True  # a connection comes out of the pool idle (reset on return)
         try:
-            driver.execute(_INSERT_TOKEN, tuple(row[c] for c in _TOKEN_COLUMNS))
+            driver.execute(sql, row)
         finally:
             driver.autocommit = False
 

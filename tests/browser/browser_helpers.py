@@ -59,6 +59,19 @@ class Live:
                            "redis_url": e["IDP_REDIS_URL"], "store_prefix": e["IDP_STORE_PREFIX"],
                            "keys_dir": e["IDP_KEYS_DIR"], "demo_data": True})
 
+    def __enter__(self) -> Live:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the server; empty the store and close the in-process app's connections, if it was used."""
+        self.server.stop()
+        if "app" in self.__dict__:
+            with self.app.app_context():
+                from idp.extensions import db
+
+                self.app.extensions["idp.store"].flush()
+                db.engine.dispose()
+
     def authorize_url(self, **extra: str) -> str:
         """A sign-in request of the demo app (PKCE), as the demo app would send it."""
         from e2e_helpers import authorize_url

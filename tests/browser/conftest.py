@@ -60,17 +60,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     flask_cli(env, "db", "upgrade")
     flask_cli(env, "demo", "load", "--rp-url", f"http://127.0.0.1:{rp_port}", "--env-file", str(workdir / "rp.env"))
     server = start_server(env, port, workdir / "server.log")
-    live = Live(server=server, env=env, demo_redirect_uri=f"http://127.0.0.1:{rp_port}/callback")
-    try:
+    with Live(server=server, env=env, demo_redirect_uri=f"http://127.0.0.1:{rp_port}/callback") as live:
         yield live
-    finally:
-        server.stop()
-        if "app" in live.__dict__:
-            with live.app.app_context():
-                from idp.extensions import db
-
-                live.app.extensions["idp.store"].flush()
-                db.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,12 @@ teacher), 黃佳穎 (proxy-platform pupil, month and day of birth only).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_helpers import ROOT, captcha_answer, check_page, outbox, settle, sign_in, with_lang
-from e2e_helpers import env_without_proxies, free_port, wait_http
+from browser_helpers import captcha_answer, check_page, outbox, settle, sign_in, with_lang
+from e2e_helpers import demo_rp_process, env_without_proxies, free_port
 
 from idp.demo.commands import DEMO_APPLICANTS
 
@@ -130,19 +128,8 @@ def rp(live: Any) -> Iterator[str]:
     with open(env_file, "w", encoding="utf-8") as fh:
         fh.write(f"DEMO_RP_ISSUER={live.base}\nDEMO_RP_CLIENT_ID=apply-rp\nDEMO_RP_CLIENT_SECRET={reg.secret}\n"
                  f"DEMO_RP_BASE_URL={base}\n")
-    env = dict(env_without_proxies(), DEMO_RP_ENV_FILE=env_file)
-    proc = subprocess.Popen([sys.executable, "-m", "clients.demo_rp"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(base + "/", proc)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with demo_rp_process(dict(env_without_proxies(), DEMO_RP_ENV_FILE=env_file), base) as running:
+        yield running
 
 
 def _sign_in_to_rp(page: Any, live: Any, rp: str, username: str) -> str:

@@ -17,7 +17,6 @@ is down gives its page; a tampered state is refused. Every page of ours on the w
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from browser_helpers import Live, check_page, demo_password, with_lang
-from e2e_helpers import ROOT, env_without_proxies, flask_cli, free_port, recreate_database, start_server, wait_http
+from e2e_helpers import (
+    ROOT,
+    demo_rp_process,
+    env_without_proxies,
+    flask_cli,
+    free_port,
+    recreate_database,
+    start_server,
+)
 
 sys.path.insert(0, str(ROOT / "tests" / "federation"))
 
@@ -103,37 +110,15 @@ def live(workdir: Path, ports: dict[str, int], county_live: dict[str, Any], liar
     flask_cli(env, "demo", "load", "--rp-url", f"http://127.0.0.1:{ports['rp']}", "--env-file",
               str(workdir / "rp.env"))
     server = start_server(env, ports["main"], workdir / "main.log")
-    live = Live(server=server, env=env, demo_redirect_uri=f"http://127.0.0.1:{ports['rp']}/callback")
-    try:
+    with Live(server=server, env=env, demo_redirect_uri=f"http://127.0.0.1:{ports['rp']}/callback") as live:
         yield live
-    finally:
-        server.stop()
-        if "app" in live.__dict__:
-            with live.app.app_context():
-                from idp.extensions import db
-
-                live.app.extensions["idp.store"].flush()
-                db.engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def demo_rp(live: Live, workdir: Path, ports: dict[str, int]) -> Iterator[str]:
     env = dict(live.env, DEMO_RP_ENV_FILE=str(workdir / "rp.env"))
-    log = (workdir / "demo-rp.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "clients.demo_rp"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    log.close()
-    base = f"http://127.0.0.1:{ports['rp']}"
-    try:
-        wait_http(base + "/", proc)
+    with demo_rp_process(env, f"http://127.0.0.1:{ports['rp']}", workdir / "demo-rp.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _county_accounts() -> dict[str, str]:

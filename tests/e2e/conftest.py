@@ -10,21 +10,18 @@ are about several processes sharing PostgreSQL and Redis).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import (
-    ROOT,
     Server,
+    demo_rp_process,
     env_without_proxies,
     flask_cli,
     free_port,
     recreate_database,
     start_server,
-    wait_http,
 )
 
 BACKEND = os.environ.get("IDP_TEST_BACKEND", "postgres")
@@ -94,21 +91,8 @@ def second_server(live_env: dict[str, str], live_server: Server, live_dir: Path)
 def demo_rp(live_server: Server, live_dir: Path, rp_port: int, live_env: dict[str, str]) -> Iterator[str]:
     """The demo relying party (``python -m clients.demo_rp``) on its own port, reading demo load's env file."""
     env = dict(live_env, DEMO_RP_ENV_FILE=str(live_dir / "demo_rp.env"))
-    log = (live_dir / "demo-rp.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "clients.demo_rp"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    log.close()
-    base = f"http://127.0.0.1:{rp_port}"
-    try:
-        wait_http(base + "/", proc)
+    with demo_rp_process(env, f"http://127.0.0.1:{rp_port}", live_dir / "demo-rp.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture(scope="session")

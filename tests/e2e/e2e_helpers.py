@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import os
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -102,6 +104,27 @@ def start_server(env: dict[str, str], port: int, log: Path, workers: int = 1) ->
         server.stop()
         raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
     return server
+
+
+@contextlib.contextmanager
+def demo_rp_process(env: dict[str, str], base: str, log: Path | None = None) -> Iterator[str]:
+    """The demo relying party (``python -m clients.demo_rp``) with ``env`` (its ``DEMO_RP_ENV_FILE``),
+    answering at ``base`` for the ``with`` block; stopped after it."""
+    out = log.open("ab") if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "clients.demo_rp"], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+    if log is not None:
+        out.close()  # type: ignore[union-attr]
+    try:
+        wait_http(base + "/", proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def pkce() -> tuple[str, str]:
