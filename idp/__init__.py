@@ -58,11 +58,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES="translations",
         TESTING=settings.env == "testing",
     )
-    if settings.trusted_proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     db.init_app(app)
     transaction.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
@@ -75,6 +70,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     serving.init_app(app)
     for name in PACKAGES:
         importlib.import_module(name).init_app(app)
+    if settings.trusted_proxies:
+        # Outermost, after the packages' own WSGI layers (oidc's public documents and token
+        # endpoint): every layer sees the client's address and scheme, not the proxy's.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     return app
 
 

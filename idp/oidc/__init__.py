@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
     from idp.oidc.commands import keys_cli
     from idp.oidc.keys import KeyStore
     from idp.oidc.published import PublishedDocuments
+    from idp.oidc.token_endpoint import TokenEndpoint
     from idp.oidc.views import bp
 
     settings = app.extensions["idp.settings"]
@@ -39,4 +40,5 @@ def init_app(app: Flask) -> None:
     logout.init_app(app)
     app.register_blueprint(bp)
     app.cli.add_command(keys_cli)
+    app.wsgi_app = TokenEndpoint(app, app.wsgi_app)  # type: ignore[method-assign]
     app.wsgi_app = PublishedDocuments(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -282,13 +282,16 @@ def _insert_token_alone(engine: Engine, row: dict[str, Any]) -> None:
     (Only when the session works on the pool: a test's session bound to one connection inside an
     outer transaction writes through the session, whose rows another connection could not see.)"""
     sql = _insert_token_sql(engine.dialect, tuple(row))
-    with engine.connect() as conn:
-        driver = conn.connection.driver_connection
+    pooled = engine.raw_connection()  # the pool's connection without SQLAlchemy's Connection around it
+    try:
+        driver = pooled.driver_connection
         driver.autocommit = True  # a connection comes out of the pool idle (reset on return)
         try:
             driver.execute(sql, row)
         finally:
             driver.autocommit = False
+    finally:
+        pooled.close()  # back to the pool
 
 
 def find_token(value: str, hint: str | None = None) -> Token | None:

@@ -235,6 +235,8 @@ def switch_account() -> Any:
 @bp.post("/oidc/v1/token", endpoint="ministry_token")
 @csrf.exempt
 def token() -> Response:
+    """Called by ``token_endpoint.TokenEndpoint`` for every POST, without Flask's dispatch and hooks
+    (the routes stay for the other methods' 405 and for ``url_for``)."""
     response = oauth().create_token_response()
     commit()  # the tokens, or what a failure recorded (a replay's revocation, an audit row)
     response.headers["Cache-Control"] = "no-store"

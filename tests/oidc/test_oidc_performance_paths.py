@@ -115,3 +115,78 @@ def test_a_token_written_on_its_own_is_at_once_introspectable_and_revocable_else
             db.session.remove()
             db.engine.dispose()
         db.session = test_session
+
+
+# -- the token endpoint is answered before Flask's dispatch (idp/oidc/token_endpoint.py) ----------
+def test_the_token_answer_keeps_every_header_a_view_gave_it(client, make_client) -> None:
+    """R-O1, R-N3: a token (and a refused client) still carries no-store, Pragma, the CSP and the fixed security
+    headers, with Authlib's WWW-Authenticate on the 401; other methods still get 405."""
+    rp = make_client("lane1", grant_types=["client_credentials"], scope="profile")
+    for path in ("/oauth/token", "/oidc/v1/token"):
+        ok = client.post(path, data={"grant_type": "client_credentials"}, headers=basic(rp.client_id))
+        refused = client.post(path, data={"grant_type": "client_credentials"}, headers=basic(rp.client_id, "wrong"))
+        assert ok.status_code == 200 and ok.json["token_type"] == "Bearer"
+        assert refused.status_code == 401 and refused.json["error"] == "invalid_client"
+        assert refused.headers["WWW-Authenticate"].startswith("Basic ")
+        for resp in (ok, refused):
+            assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Pragma"] == "no-cache"
+            assert resp.headers.getlist("Cache-Control") == ["no-store"]  # once, not twice
+            assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+            assert resp.headers["X-Content-Type-Options"] == "nosniff" and resp.headers["X-Frame-Options"] == "DENY"
+            assert resp.headers["Content-Length"] == str(len(resp.data))
+        assert client.get(path).status_code == 405
+
+
+def test_an_outage_or_a_fault_at_the_token_endpoint_is_json_not_a_traceback(client, make_client, monkeypatch) -> None:
+    """R-N2, R-N4: the store or the database down while issuing a token is a 503 with Retry-After; any other fault a
+    JSON 500; nothing half-written stays behind and no traceback reaches the client."""
+    import sqlalchemy.exc as sa_exc
+
+    from idp.oidc import services
+    from idp.oidc.models import Token
+    from idp.store import StoreUnavailable
+
+    rp = make_client("lane2", grant_types=["client_credentials"], scope="profile")
+    faults = {503: StoreUnavailable("ConnectionError"), 500: RuntimeError("a bug with a secret in it")}
+    faults_db = sa_exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+    for status, fault in [*faults.items(), (503, faults_db)]:
+        def fail(*args, _fault=fault, **kwargs):
+            raise _fault
+
+        monkeypatch.setattr(services, "save_token", fail)
+        resp = client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=basic(rp.client_id))
+        assert resp.status_code == status and resp.is_json, resp.data
+        assert b"Traceback" not in resp.data and b"secret" not in resp.data
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        if status == 503:
+            assert int(resp.headers["Retry-After"]) > 0
+    monkeypatch.undo()
+    assert db.session.query(Token).filter_by(client_id="lane2").count() == 0
+    assert client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                       headers=basic(rp.client_id)).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_token_endpoint_sees_the_client_address(app_config, monkeypatch) -> None:
+    """R-N3: with ``trusted_proxies`` the token endpoint (answered before Flask's dispatch) reads the client's address
+    and scheme from the proxy's headers, as every page does: the per-address limits and audit rows name the client."""
+    from flask import Response, request
+
+    from idp.oidc import views
+
+    seen: list[tuple[str | None, str]] = []
+
+    class Recording:
+        def create_token_response(self) -> Response:
+            seen.append((request.remote_addr, request.scheme))
+            return Response('{"error":"invalid_client"}', 401, {"Content-Type": "application/json"})
+
+    monkeypatch.setattr(views, "oauth", lambda: Recording())
+    proxied = create_app(dict(app_config, trusted_proxies=1))
+    try:
+        resp = proxied.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},
+                                          headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"})
+        assert resp.status_code == 401
+        assert seen == [("203.0.113.7", "https")]
+    finally:
+        with proxied.app_context():
+            db.engine.dispose()
