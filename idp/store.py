@@ -67,6 +67,9 @@ class Batch:
     def get(self, key: str) -> Batch:
         return self._add("get", key)
 
+    def getdel(self, key: str) -> Batch:
+        return self._add("getdel", key)
+
     def ttl(self, key: str) -> Batch:
         return self._add("ttl", key)
 
@@ -103,6 +106,8 @@ class _RedisBatch(Batch):
             for name, args, kwargs in ops:
                 if name == "get":
                     pipe.get(prefix + args[0])
+                elif name == "getdel":
+                    pipe.getdel(prefix + args[0])
                 elif name == "ttl":
                     pipe.ttl(prefix + args[0])
                 elif name == "set":

@@ -27,9 +27,12 @@ def acr_for(account: Any) -> str:
     """The level a sign-in of this account reaches now: cloud only with a linked, known person."""
     from idp.identity import services
 
-    if getattr(account, "kind", None) == "cloud" and services.has_identity(account.id):
-        return ACR_CLOUD
-    return ACR_MEMBER
+    if getattr(account, "kind", None) != "cloud":
+        return ACR_MEMBER
+    known = getattr(account, "identity_known", None)  # read with the account by a password sign-in
+    if known is None:
+        known = services.has_identity(account.id)
+    return ACR_CLOUD if known else ACR_MEMBER
 
 
 def is_real_name(acr: str | None) -> bool:

@@ -91,6 +91,11 @@ def is_live(sid: str) -> bool:
     return store().get(_key(sid)) is not None
 
 
+def queue_is_live(sid: str, batch: Batch) -> None:
+    """``is_live`` as part of ``batch``: its result is not None while the session holds."""
+    batch.get(_key(sid))
+
+
 def current_session() -> SsoSession | None:
     """The live session of this request's browser, or None (read once per request)."""
     cache = _cache()

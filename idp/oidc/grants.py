@@ -59,6 +59,8 @@ class AuthorizationCode(AuthorizationCodeMixin):
     # loaded then), and the SSO session it was issued in (a store key: never leaves the store).
     claims: dict[str, Any] | None = None
     session: str | None = None
+    # Whether that sign-in still held when the code was taken (read in the same round trip); not stored.
+    live: bool | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -127,9 +129,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def validate_token_request(self) -> None:
         super().validate_token_request()  # client, code, redirect URI, then PKCE (a hook of the base)
-        if not services.claim_code(self.request.form["code"]):
+        code = self.request.authorization_code
+        taken, live = services.claim_code(self.request.form["code"], code.session if code.claims is not None else None)
+        if not taken:
             # Another request redeemed it between our read and now: a replay, handled like one.
             raise InvalidGrantError("Invalid 'code' in request.")
+        code.live = live  # read with the claim, for ``authenticate_user``
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Nothing to do: ``validate_token_request`` already took the code out of the store."""
@@ -143,7 +148,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
         code = authorization_code
         if code.claims is not None and code.session:
-            return IssuedTo(code.account_id, code.claims) if sessions.is_live(code.session) else None
+            live = code.live if code.live is not None else sessions.is_live(code.session)
+            return IssuedTo(code.account_id, code.claims) if live else None
         account = services.get_account(code.account_id)  # a code issued before codes carried claims
         return account if account is not None and account.is_active else None
 

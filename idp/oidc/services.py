@@ -217,14 +217,22 @@ def peek_code(code: str) -> dict[str, Any] | None:
     return data
 
 
-def claim_code(code: str) -> bool:
-    """Take a code out of the store, exactly once across processes; False (and the family
-    revoked) when another request took it first."""
+def claim_code(code: str, session: str | None = None) -> tuple[bool, bool]:
+    """Take a code out of the store, exactly once across processes: ``(taken, live)``. ``taken``
+    is False (and the family revoked) when another request took it first; ``live`` says, in the
+    same round trip, whether the sign-in ``session`` the code came from still holds (False
+    without one)."""
+    from idp.login import sessions
+
     key = hash_token(code)
-    if store().getdel(CODE_KEY + key) is not None:
-        return True
-    _replayed(key)
-    return False
+    batch = store().batch().getdel(CODE_KEY + key)
+    if session:
+        sessions.queue_is_live(session, batch)
+    taken, *live = batch.execute()
+    if taken is None:
+        _replayed(key)
+        return False, False
+    return True, bool(live and live[0] is not None)
 
 
 def _replayed(key: str) -> None:
