@@ -25,6 +25,7 @@ from idp.accounts.models import DISABLED_INACTIVE, DISABLED_REASONS, Account, Us
 from idp.errors import IdpError, InvalidField, RateLimited
 from idp.extensions import db, settings
 from idp.security import audit, devices, ratelimit
+from idp.store import Batch
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,8 @@ def sign_in_check(username: str, ip: str | None, device_cookie: str | None = Non
 
 
 def authenticate(username: str, password: str, ip: str | None, device_cookie: str | None = None, *,
-                 captcha_solved: bool = False, checked: SignInCheck | None = None) -> Account:
+                 captcha_solved: bool = False, checked: SignInCheck | None = None,
+                 then: Batch | None = None) -> Account:
     """The account for these credentials, or a domain error; guessing is slowed, never locked.
 
     Throttles are reserved before the (deliberately slow) hash and given back on success
@@ -311,7 +313,8 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
     typed (never the password), which is what an investigator needs.
 
     ``checked``: what ``sign_in_check`` found for this very attempt, earlier in the same request
-    (its look is not repeated).
+    (its look is not repeated). ``then``: a success's store writes (the throttles forgotten) are
+    queued there, for the caller to send with its own (the new session), instead of at once.
 
     Past the free failures an attempt also needs ``captcha_solved`` (the caller checked a captcha
     for this very attempt), else ``CaptchaRequired``: scripted guessing then costs a solved captcha
@@ -349,7 +352,7 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
         if gated:
             audit.record(audit.LOGIN_LOCKED, actor=typed, reason="throttled", device=bool(nonce))
         raise InvalidCredentials()
-    ratelimit.succeeded(throttles)
+    ratelimit.succeeded(throttles, then)
     if not account.is_active:
         audit.record(audit.LOGIN_FAILURE, actor=typed, reason="disabled", account_id=account.id)
         raise AccountDisabled(reason=account.disabled_reason)

@@ -152,17 +152,19 @@ def _set_cookie(value: str | None) -> None:
 
 
 def create(account_id: int, auth_time: int | None = None, *, amr: list[str] | None = None,
-           acr: str = assurance.ACR_MEMBER) -> SsoSession:
-    """Write a new session record (no cookie): the one place a session comes into being."""
+           acr: str = assurance.ACR_MEMBER, batch: Batch | None = None) -> SsoSession:
+    """Write a new session record (no cookie): the one place a session comes into being. With
+    ``batch``, together with what it holds already (one round trip)."""
     sso = SsoSession(sid=secrets.token_urlsafe(32), account_id=account_id,
                      auth_time=auth_time or int(time.time()), amr=amr or [assurance.AMR_PASSWORD], acr=acr)
     lifetime = settings().sso_session_lifetime
-    store().batch().set_json(_key(sso.sid), asdict(sso), lifetime).sadd(_account_key(account_id), sso.sid,
-                                                                          lifetime).execute()
+    (batch or store().batch()).set_json(_key(sso.sid), asdict(sso), lifetime).sadd(
+        _account_key(account_id), sso.sid, lifetime).execute()
     return sso
 
 
-def start_session(account: Any, amr: list[str] | None = None, acr: str | None = None) -> SsoSession:
+def start_session(account: Any, amr: list[str] | None = None, acr: str | None = None, *,
+                  batch: Batch | None = None) -> SsoSession:
     """Sign ``account`` in: a new session id every time, replacing any session this browser had.
     The assurance level is decided now (``identity.assurance``) and kept with the session.
 
@@ -174,7 +176,7 @@ def start_session(account: Any, amr: list[str] | None = None, acr: str | None = 
     previous = current_session()
     if previous is not None:
         end_session(previous.sid)
-    sso = create(account.id, amr=amr, acr=acr or assurance.acr_for(account))
+    sso = create(account.id, amr=amr, acr=acr or assurance.acr_for(account), batch=batch)
     _cache()["sso"] = sso
     _cache()["account"] = account if account.is_active else None
     _set_cookie(sso.sid)

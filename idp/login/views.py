@@ -21,7 +21,7 @@ from flask_babel import get_locale
 from idp.accounts import services as accounts
 from idp.db import commit
 from idp.errors import IdpError, RateLimited
-from idp.extensions import settings
+from idp.extensions import settings, store
 from idp.login import sessions
 from idp.login.forms import LoginForm, LogoutForm, login_form
 from idp.security import audit, devices
@@ -142,9 +142,10 @@ def login() -> Any:
     if not form.validate_on_submit():
         session[CAPTCHA_FLAG] = wanted
         return _page(form, 400)
+    writes = store().batch()  # what a success writes to the store, sent with the new session
     try:
         account = accounts.authenticate(form.username.data, form.password.data, request.remote_addr, device,
-                                        captcha_solved=wanted, checked=check)
+                                        captcha_solved=wanted, checked=check, then=writes)
     except accounts.CaptchaRequired as exc:  # not a failure: nothing was tried
         form = _again(form, True)
         form.captcha.errors = [exc.message]
@@ -152,11 +153,12 @@ def login() -> Any:
     except IdpError as exc:
         if exc.status >= 500:
             raise
+        writes.execute()  # a right password for a disabled account still forgets the failures
         commit()  # the failure's audit rows
         headers = {"Retry-After": str(exc.data["retry_after"])} if "retry_after" in exc.data else {}
         needed = accounts.captcha_needed(form.username.data, request.remote_addr, device)
         return _page(_again(form, needed), exc.status, error=exc.message, headers=headers)
-    sessions.start_session(account)
+    sessions.start_session(account, batch=writes)
     username = account.username  # read before the commit expires the row (no second SELECT)
     commit()
     return _remember_device(make_response(redirect(next_url)), username)

@@ -170,7 +170,10 @@ def authorize() -> Any:
     if _needs_login(sso, account, prompts, max_age):
         if "none" in prompts:
             return _redirect_error(LoginRequiredError(redirect_uri=grant.redirect_uri))
-        session[REAUTH_KEY] = {"k": _request_key(), "t": int(time.time())}
+        if prompts & {"login", "select_account"} or max_age is not None:
+            # Only a request that asks for a fresh sign-in needs to know, on its way back, that it
+            # got one: others leave the form session alone (no cookie to sign and send).
+            session[REAUTH_KEY] = {"k": _request_key(), "t": int(time.time())}
         next_url = url_for("oidc.authorize", **request.args.to_dict(flat=True))
         switching = "select_account" in prompts
         return redirect(sessions.login_url(next_url, force=account is not None, switch=switching,

@@ -48,7 +48,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from idp.errors import RateLimited, ServiceUnavailable
 from idp.extensions import settings, store
-from idp.store import StoreUnavailable
+from idp.store import Batch, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +171,15 @@ def attempt(items: Iterable[tuple[Throttle, str]]) -> bool:
         return False
 
 
-def succeeded(items: Iterable[tuple[Throttle, str]]) -> None:
-    """The attempt was right: forget the failures and open the gates."""
+def succeeded(items: Iterable[tuple[Throttle, str]], batch: Batch | None = None) -> None:
+    """The attempt was right: forget the failures and open the gates. With ``batch``, queued there
+    to go with the caller's own writes (a sign-in's new session: one round trip for both)."""
+    keys = [key for throttle, identifier in items for key in _keys(throttle, identifier)]
+    if batch is not None:
+        batch.delete(*keys)
+        return
     try:
-        store().delete(*[key for throttle, identifier in items for key in _keys(throttle, identifier)])
+        store().delete(*keys)
     except StoreUnavailable as exc:  # best effort: the counts expire anyway
         log.warning("could not clear throttles: %s", type(exc).__name__)
 
