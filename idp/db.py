@@ -95,7 +95,8 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def _no_forgotten_writes(exc: BaseException | None) -> None:
-        if exc is not None or not uncommitted_writes(db.session()):
+        # A request that never used the database has no session to look at (none is made for it).
+        if exc is not None or not db.session.registry.has() or not uncommitted_writes(db.session()):
             return
         db.session.rollback()
         log.error("request ended with uncommitted writes (rolled back): a view forgot idp.db.commit()")

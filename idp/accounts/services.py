@@ -127,6 +127,16 @@ def get_account(account_id: int | None) -> Account | None:
     return db.session.get(Account, account_id)
 
 
+def get_account_with(account_id: int, column: Any, join_on: Any) -> tuple[Account | None, Any]:
+    """The account with this id and one value another package keeps about it, in one statement:
+    ``column`` of the table outer-joined on ``join_on(account id column)`` (an authorization reads
+    the consent its app was given this way: one round trip, not two). ``(None, None)`` without
+    the account; the value is None when the other table has no row."""
+    row = db.session.execute(sa.select(Account, column).outerjoin(column.table, join_on(Account.id))
+                             .where(Account.id == account_id)).first()
+    return (None, None) if row is None else (row[0], row[1])
+
+
 def get_account_by_username(username: str) -> Account | None:
     return db.session.execute(
         db.select(Account).filter_by(username=normalise_username(username))).scalar_one_or_none()

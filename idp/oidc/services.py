@@ -19,6 +19,7 @@ import secrets
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app, has_app_context, has_request_context, request
 from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
@@ -272,7 +273,9 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
         refresh_revoked=False,
         refresh_used=False,
     )
-    bind = db.session.get_bind()
+    # The engine, unless sessions are made bound to something else (a test's one connection):
+    # asked of the session factory, so a request that needs no session does not make one.
+    bind = db.session.session_factory.kw.get("bind") or db.engine
     if alone and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
         _insert_token_alone(bind, row)
     else:
@@ -378,12 +381,26 @@ def _consent(account_id: int, client_id: str) -> Consent | None:
     ).scalar_one_or_none()
 
 
-def needs_consent(account_id: int, client: Client, scope: str) -> bool:
-    """Ask unless the client skips consent or every requested scope was granted before."""
+_UNREAD: Any = object()
+
+
+def account_and_consent(account_id: int, client: Client) -> tuple[Any, str | None]:
+    """The account and the scope it granted ``client`` before (None: never), read together (one
+    statement; through ``accounts.services``, which owns how accounts are read)."""
+    from idp.accounts.services import get_account_with
+
+    return get_account_with(account_id, Consent.scope, lambda account_id_column: sa.and_(
+        Consent.account_id == account_id_column, Consent.client_id == client.client_id))
+
+
+def needs_consent(account_id: int, client: Client, scope: str, granted: str | None = _UNREAD) -> bool:
+    """Ask unless the client skips consent or every requested scope was granted before.
+    ``granted``: the consent's scope as already read (``account_and_consent``), else it is read."""
     if client.skip_consent:
         return False
-    granted = db.session.execute(  # the scope column only: no Consent object to build
-        db.select(Consent.scope).filter_by(account_id=account_id, client_id=client.client_id)).scalar_one_or_none()
+    if granted is _UNREAD:
+        granted = db.session.execute(  # the scope column only: no Consent object to build
+            db.select(Consent.scope).filter_by(account_id=account_id, client_id=client.client_id)).scalar_one_or_none()
     return not set(scope.split()) <= set((granted or "").split())
 
 

@@ -151,7 +151,7 @@ def authorize() -> Any:
 
     sessions = _sessions()
     sso = sessions.current_session()
-    account = services.get_account(sso.account_id) if sso else None
+    account, granted = services.account_and_consent(sso.account_id, client) if sso else (None, None)
     if account is not None and not account.is_active:
         account = None
     try:
@@ -185,7 +185,7 @@ def authorize() -> Any:
 
     scope = grant.request.scope
     asked_consent = "consent" in prompts
-    if asked_consent or services.needs_consent(account.id, client, scope):
+    if asked_consent or services.needs_consent(account.id, client, scope, granted):
         form = ConsentForm()  # only here: a remembered consent needs no form (nor its CSRF token)
         if "none" in prompts:
             return _redirect_error(ConsentRequiredError(redirect_uri=grant.redirect_uri))
