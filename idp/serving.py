@@ -93,6 +93,11 @@ class WholeRequests:
         self.refusal_text = refusal_text or {status: f"{english}\n" for status, (english, _) in REFUSALS.items()}
         self.on_shutdown = on_shutdown
         self.json_prefixes = json_prefixes
+        # Bodies being read: task → deadline. One sweep per worker cancels the late ones
+        # (``_sweep``): a timer per request (``asyncio.timeout``) cost a tenth of a token request.
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._late: set[asyncio.Task[Any]] = set()
+        self._sweeping: asyncio.AbstractEventLoop | None = None  # the loop the sweep is scheduled on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -142,27 +147,65 @@ class WholeRequests:
             # No Content-Length and no Transfer-Encoding: no body (RFC 9112 §6.3), nothing to
             # await (most requests: a GET costs a third less of the server's CPU without it).
             return b""
+        task = asyncio.current_task()
+        if task is None:  # not run as a task (no server does that): a timer of its own
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    return await self._receive_body(receive)
+            except TimeoutError:
+                raise Refused(408) from None
+        loop = asyncio.get_running_loop()
+        self._reading[task] = loop.time() + self.body_timeout
+        if self._sweeping is not loop:
+            self._sweeping = loop
+            loop.call_later(self._sweep_every(), self._sweep)
+        try:
+            return await self._receive_body(receive)
+        except asyncio.CancelledError:
+            if task in self._late:  # cancelled by the sweep, not by the server
+                task.uncancel()
+                raise Refused(408) from None
+            raise
+        finally:
+            self._reading.pop(task, None)
+            self._late.discard(task)
+
+    async def _receive_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        try:
-            async with asyncio.timeout(self.body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise ClientGone
-                    chunk = message.get("body", b"")
-                    if chunk:
-                        size += len(chunk)
-                        if size > self.max_body:
-                            raise Refused(413)
-                        chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
-            raise Refused(408) from None
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body:
+                    raise Refused(413)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
         if len(chunks) == 1:
             return chunks[0]
         return b"".join(chunks)
+
+    def _sweep_every(self) -> float:
+        """How often the late bodies are looked for: a body is refused at most this long after its
+        time-out (a quarter of it, at most a second)."""
+        return min(1.0, max(0.01, self.body_timeout / 4))
+
+    def _sweep(self) -> None:
+        """Cancel every body read past its deadline; runs while any body is being read."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, deadline in list(self._reading.items()):
+            if deadline <= now and task not in self._late:
+                self._late.add(task)
+                task.cancel()
+        if self._reading:
+            loop.call_later(self._sweep_every(), self._sweep)
+        else:
+            self._sweeping = None
 
     async def refuse(self, scope: Scope, send: Send, status: int) -> None:
         """A short answer, then the connection closes: the rest of the body is never read."""

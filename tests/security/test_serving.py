@@ -180,6 +180,23 @@ def test_late_body_gets_408() -> None:
     assert time.monotonic() - started < 2
 
 
+def test_a_late_body_does_not_hold_up_or_cancel_the_others() -> None:
+    """R-N3: one worker's sweep refuses only the late body; complete requests around it are answered, before and
+    after, and the worker goes on answering."""
+    adapter = WholeRequests(lambda e, s: (s("200 OK", []), [b"ok"])[1], max_body=LIMIT, body_timeout=0.2)
+    headers = [(b"host", b"x"), (b"content-length", b"3")]
+    late, first, then = FakeConnection([b"a"], stall_after=1), FakeConnection([b"abc"]), FakeConnection([b"abc"])
+
+    async def run() -> None:
+        slow = asyncio.create_task(adapter(_scope("/login", "POST", headers=headers), late.receive, late.send))
+        await adapter(_scope("/login", "POST", headers=headers), first.receive, first.send)
+        await slow
+        await adapter(_scope("/login", "POST", headers=headers), then.receive, then.send)
+
+    asyncio.run(run())
+    assert (first.status, late.status, then.status) == (200, 408, 200)
+
+
 def test_client_gone_gets_no_answer() -> None:
     """R-N4: a client that disconnects mid-body is not answered and the app never sees half a request."""
     adapter, seen = _echo_environ()
