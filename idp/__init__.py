@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from idp import cookies, errors, i18n, logs, serving
+from idp import cookies, errors, forms, i18n, logs, serving
 from idp import db as transaction
 from idp.config import load_settings
 from idp.extensions import babel, csrf, db, migrate
@@ -67,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["idp.store"] = make_store(settings.redis_url, settings.store_prefix)
     i18n.init_app(app)
     errors.init_app(app)
+    forms.install_html_params()
     serving.init_app(app)
     for name in PACKAGES:
         importlib.import_module(name).init_app(app)
