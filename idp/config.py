@@ -8,6 +8,7 @@ read once and frozen: a running process never changes them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import json
 import os
@@ -103,11 +104,12 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == "production"
 
-    @property
+    # Asked on every request that sets a cookie, and fixed for the settings' life: worked out once.
+    @functools.cached_property
     def issuer_is_loopback(self) -> bool:
         return is_loopback_url(self.issuer)
 
-    @property
+    @functools.cached_property
     def secure_cookies(self) -> bool:
         """Cookies are Secure everywhere except a plain-http loopback issuer (a developer's machine)."""
         return not (self.issuer_is_loopback and self.issuer.startswith("http://"))
@@ -118,7 +120,7 @@ class Settings:
         ``sso.edu.tw``): host-only, ``Path=/``, https only."""
         return f"__Host-{name}" if self.secure_cookies else name
 
-    @property
+    @functools.cached_property
     def sso_cookie(self) -> str:
         return self.cookie_name(self.sso_cookie_name)
 

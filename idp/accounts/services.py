@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm.attributes import set_committed_value
 
 from idp.accounts import passwords
 from idp.accounts.models import DISABLED_INACTIVE, DISABLED_REASONS, Account, UsedUsername
@@ -369,9 +370,21 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
         audit.record(audit.PASSWORD_REHASHED, actor=typed, account_id=account.id)
-    account.last_login_at = dt.datetime.now(dt.UTC)
+    _signed_in_now(account)
     audit.record(audit.LOGIN_SUCCESS, actor=typed, account_id=account.id)
     return account
+
+
+def _signed_in_now(account: Account) -> None:
+    """``last_login_at`` (and ``updated_at``) written by one UPDATE of those two columns, in the
+    request's transaction: the unit of work's change detection over the whole row cost more than
+    the statement (issue 11). The loaded object gets the same values, not marked changed."""
+    now = dt.datetime.now(dt.UTC)
+    table = Account.__table__
+    db.session.connection().execute(  # Core on the session's connection: its transaction, no ORM plumbing
+        table.update().where(table.c.id == account.id).values(last_login_at=now, updated_at=now))
+    set_committed_value(account, "last_login_at", now)
+    set_committed_value(account, "updated_at", now)
 
 
 def verify_password(account: Account, password: str, ip: str | None, *, field: str = "password") -> None:

@@ -14,6 +14,7 @@ every successful sign-in.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -27,7 +28,13 @@ MAX_ENTRIES = 10
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings().secret_key, salt="idp-device-cookie")
+    return _serializer_for(settings().secret_key)
+
+
+@functools.lru_cache(maxsize=4)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    """One per secret (each sign-in used to build its own: key derivation included)."""
+    return URLSafeTimedSerializer(secret_key, salt="idp-device-cookie")
 
 
 def _tag(account_name: str) -> str:

@@ -380,3 +380,15 @@ def test_a_sign_in_reads_its_account_and_person_in_one_statement(client, student
         event.remove(engine, "before_cursor_execute", seen)
     about_person = [s for s in statements if s.startswith("SELECT") and "person" in s]
     assert len(about_person) == 1 and "FROM account" in about_person[0], about_person
+
+
+def test_a_sign_in_records_when_it_happened(client, student) -> None:
+    """R-C5: a password sign-in stores its time (the console's "last sign-in"; the inactivity rule reads it)."""
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    login(client, "student1", PASSWORD)
+    db.session.expire_all()
+    fresh = db.session.get(Account, student.id)
+    when = fresh.last_login_at if fresh.last_login_at.tzinfo else fresh.last_login_at.replace(tzinfo=dt.UTC)
+    assert when >= before
