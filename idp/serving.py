@@ -98,6 +98,8 @@ class WholeRequests:
         self._reading: dict[asyncio.Task[Any], float] = {}
         self._late: set[asyncio.Task[Any]] = set()
         self._sweeping: asyncio.AbstractEventLoop | None = None  # the loop the sweep is scheduled on
+        # A late body is refused at most this long after its time-out: a quarter of it, at most a second.
+        self._sweep_every = min(1.0, max(0.01, body_timeout / 4))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -158,7 +160,7 @@ class WholeRequests:
         self._reading[task] = loop.time() + self.body_timeout
         if self._sweeping is not loop:
             self._sweeping = loop
-            loop.call_later(self._sweep_every(), self._sweep)
+            loop.call_later(self._sweep_every, self._sweep)
         try:
             return await self._receive_body(receive)
         except asyncio.CancelledError:
@@ -189,11 +191,6 @@ class WholeRequests:
             return chunks[0]
         return b"".join(chunks)
 
-    def _sweep_every(self) -> float:
-        """How often the late bodies are looked for: a body is refused at most this long after its
-        time-out (a quarter of it, at most a second)."""
-        return min(1.0, max(0.01, self.body_timeout / 4))
-
     def _sweep(self) -> None:
         """Cancel every body read past its deadline; runs while any body is being read."""
         loop = asyncio.get_running_loop()
@@ -203,7 +200,7 @@ class WholeRequests:
                 self._late.add(task)
                 task.cancel()
         if self._reading:
-            loop.call_later(self._sweep_every(), self._sweep)
+            loop.call_later(self._sweep_every, self._sweep)
         else:
             self._sweeping = None
 

@@ -7,7 +7,9 @@ directory.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -50,3 +52,23 @@ def sign_in(browser: FlaskClient, account: Any, auth_time: int | None = None) ->
     sso = sessions.create(account.id, auth_time, acr=assurance.acr_for(account))
     browser.set_cookie(current_app.extensions["idp.settings"].sso_cookie, sso.sid, domain="localhost")
     return sso.sid
+
+
+@contextlib.contextmanager
+def sql_statements() -> Iterator[list[str]]:
+    """The SQL the app's engine sends while the block runs, whitespace folded (statement-count tests)."""
+    from sqlalchemy import event
+
+    from idp.extensions import db
+
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)

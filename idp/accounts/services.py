@@ -148,9 +148,7 @@ def _account_for_sign_in(name: str) -> Account | None:
     its person (``identity_known``, which the new session's assurance level depends on,
     ``identity.assurance.acr_for``): one statement where there were two. The person table is
     named, not imported: accounts sits below identity."""
-    person = db.metadata.tables.get("person")
-    if person is None:
-        return get_account_by_username(name)
+    person = db.metadata.tables["person"]
     known = sa.exists().where(person.c.account_id == Account.id)
     row = db.session.execute(sa.select(Account, known).where(Account.username == name)).first()
     if row is None:

@@ -85,14 +85,9 @@ def _cache() -> dict[str, Any]:
     return req._idp_sso
 
 
-def is_live(sid: str) -> bool:
-    """Is this session still signed in (not logged out, not ended by a password reset or by disabling
-    its account)? One store read, no database."""
-    return store().get(_key(sid)) is not None
-
-
 def queue_is_live(sid: str, batch: Batch) -> None:
-    """``is_live`` as part of ``batch``: its result is not None while the session holds."""
+    """Is this session still signed in (not logged out, not ended by a password reset or by disabling
+    its account)? Asked as part of ``batch``: its result is not None while the session holds."""
     batch.get(_key(sid))
 
 

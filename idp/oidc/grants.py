@@ -142,14 +142,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Any:
         """Who the tokens are for. A code carries its ID token's claims from when it was issued, so
         the account is not read again: the sign-in it was issued in must still hold (a logout, a
-        password reset or disabling the account ends it, and then the code is refused). One store
-        read instead of a transaction around an account row on every code exchange (issue 11)."""
-        from idp.login import sessions
-
+        password reset or disabling the account ends it, and then the code is refused), which
+        ``validate_token_request`` read in the same store trip as it took the code (issue 11)."""
         code = authorization_code
         if code.claims is not None and code.session:
-            live = code.live if code.live is not None else sessions.is_live(code.session)
-            return IssuedTo(code.account_id, code.claims) if live else None
+            return IssuedTo(code.account_id, code.claims) if code.live else None
         account = services.get_account(code.account_id)  # a code issued before codes carried claims
         return account if account is not None and account.is_active else None
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask
 
-from idp.security.headers import csp, static_headers
+from idp.security.headers import fixed_headers
 
 _HEAD_AND_GET = ("GET", "HEAD")
 
@@ -34,8 +34,7 @@ class PublishedDocuments:
             "/oauth/jwks": (keys.jwks_json, 60),
             "/oidc/v1/jwksets": (keys.jwks_json, 60),  # the ministry's path (issue 2 item 7)
         }
-        self._fixed_headers = [("Content-Security-Policy", csp()),
-                               *static_headers(app.extensions["idp.settings"].issuer.startswith("https://"))]
+        self._fixed_headers = fixed_headers(app.extensions["idp.settings"].issuer.startswith("https://"))
         self._discovery_body: bytes | None = None
         self._etags: dict[bytes, str] = {}
 

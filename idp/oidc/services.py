@@ -381,9 +381,6 @@ def _consent(account_id: int, client_id: str) -> Consent | None:
     ).scalar_one_or_none()
 
 
-_UNREAD: Any = object()
-
-
 def account_and_consent(account_id: int, client: Client) -> tuple[Any, str | None]:
     """The account and the scope it granted ``client`` before (None: never), read together (one
     statement; through ``accounts.services``, which owns how accounts are read)."""
@@ -393,14 +390,11 @@ def account_and_consent(account_id: int, client: Client) -> tuple[Any, str | Non
         Consent.account_id == account_id_column, Consent.client_id == client.client_id))
 
 
-def needs_consent(account_id: int, client: Client, scope: str, granted: str | None = _UNREAD) -> bool:
-    """Ask unless the client skips consent or every requested scope was granted before.
-    ``granted``: the consent's scope as already read (``account_and_consent``), else it is read."""
+def needs_consent(client: Client, scope: str, granted: str | None) -> bool:
+    """Ask unless the client skips consent or every requested scope was granted before (``granted``:
+    the consent's scope as ``account_and_consent`` read it)."""
     if client.skip_consent:
         return False
-    if granted is _UNREAD:
-        granted = db.session.execute(  # the scope column only: no Consent object to build
-            db.select(Consent.scope).filter_by(account_id=account_id, client_id=client.client_id)).scalar_one_or_none()
     return not set(scope.split()) <= set((granted or "").split())
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask
 
-from idp.security.headers import csp, static_headers
+from idp.security.headers import fixed_headers
 
 PATHS = frozenset({"/oauth/token", "/oidc/v1/token"})
 
@@ -40,8 +40,7 @@ class TokenEndpoint:
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        https = app.extensions["idp.settings"].issuer.startswith("https://")
-        self._fixed_headers = [("Content-Security-Policy", csp()), *static_headers(https)]
+        self._fixed_headers = fixed_headers(app.extensions["idp.settings"].issuer.startswith("https://"))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in PATHS:

@@ -185,7 +185,7 @@ def authorize() -> Any:
 
     scope = grant.request.scope
     asked_consent = "consent" in prompts
-    if asked_consent or services.needs_consent(account.id, client, scope, granted):
+    if asked_consent or services.needs_consent(client, scope, granted):
         form = ConsentForm()  # only here: a remembered consent needs no form (nor its CSRF token)
         if "none" in prompts:
             return _redirect_error(ConsentRequiredError(redirect_uri=grant.redirect_uri))

@@ -58,6 +58,12 @@ def static_headers(https: bool) -> list[tuple[str, str]]:
     return headers
 
 
+def fixed_headers(https: bool) -> list[tuple[str, str]]:
+    """The default CSP and the static headers: what the layers answering before Flask's dispatch
+    (``oidc.published``, ``oidc.token_endpoint``) add, as the ``after_request`` hook below does."""
+    return [("Content-Security-Policy", csp()), *static_headers(https)]
+
+
 REDIRECTS = (301, 302, 303, 307, 308)
 
 

@@ -365,19 +365,10 @@ def test_forged_session_cookie_is_just_signed_out(client, student) -> None:
 def test_a_sign_in_reads_its_account_and_person_in_one_statement(client, student, app) -> None:
     """Issue 11: the assurance level a password sign-in needs (is a known person behind the account?) is read with
     the account row, not by a second SELECT."""
-    from sqlalchemy import event
+    from helpers import sql_statements
 
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, *args) -> None:
-        statements.append(" ".join(statement.split()))
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with sql_statements() as statements:
         login(client, "student1", PASSWORD)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     about_person = [s for s in statements if s.startswith("SELECT") and "person" in s]
     assert len(about_person) == 1 and "FROM account" in about_person[0], about_person
 

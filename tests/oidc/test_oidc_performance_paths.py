@@ -195,24 +195,14 @@ def test_behind_a_trusted_proxy_the_token_endpoint_sees_the_client_address(app_c
 def test_an_authorization_with_a_session_reads_account_and_consent_in_one_statement(client, rp, account) -> None:
     """Issue 11, R-L4: a signed-in person's remembered consent costs one SELECT (account and consent together); the
     code still comes, and a scope never granted still asks."""
-    from helpers import sign_in
+    from helpers import sign_in, sql_statements
     from oidc_helpers import authorize_params, get_code, query
-    from sqlalchemy import event
 
     sign_in(client, account)
     get_code(client, rp, scope="openid profile")  # consents once
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, *args) -> None:
-        statements.append(" ".join(statement.split()))
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with sql_statements() as statements:
         params, _ = authorize_params(rp, scope="openid profile")
         resp = client.get("/oauth/authorize", query_string=params)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert resp.status_code == 302 and "code" in query(resp.headers["Location"])
     selects = [s for s in statements if s.startswith("SELECT")]
     assert len(selects) == 1 and "FROM account LEFT OUTER JOIN oauth_consent" in selects[0], selects
