@@ -67,7 +67,7 @@ class Inside:
 
         self.cg = ctypes.CDLL(helper)
         self.po, self.bench = profile_ops, bench
-        self.app = profile_ops.build_app()
+        self.app = profile_ops.build_app("bench_instructions")
         self.adapter = adapter_for(self.app)
         secret = self.app.config["BENCH_SECRET"]
         self.auth = ("Basic " + base64.b64encode(f"{bench.CLIENT_ID}:{secret}".encode()).decode()).encode()

@@ -38,10 +38,11 @@ import run as bench  # noqa: E402  (bench/run.py: the same client, account and s
 ISSUER = "http://127.0.0.1:5999"
 
 
-def build_app() -> Any:
+def build_app(database: str = "bench_profile") -> Any:
+    """The app on its own database: two tools run at once must not re-seed each other's client."""
     os.environ.update(
         IDP_CONFIG=str(ROOT / "config" / "production.example.toml"), IDP_ISSUER=ISSUER,
-        IDP_DATABASE_URL=bench.recreate_database("bench_profile"), IDP_REDIS_URL=bench.REDIS_URL,
+        IDP_DATABASE_URL=bench.recreate_database(database), IDP_REDIS_URL=bench.REDIS_URL,
         IDP_STORE_PREFIX=f"benchprof{os.getpid()}:", IDP_KEYS_DIR=tempfile.mkdtemp(prefix="idp-profile-keys-"),
         IDP_SECRET_KEY=secrets.token_urlsafe(48), IDP_SUBJECT_SECRET=secrets.token_urlsafe(48),
         IDP_LOG_LEVEL="WARNING", **bench.production_identity_keys())
