@@ -86,6 +86,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
+    _validated: str | None = None
+
+    def validate_authorization_request(self) -> str:
+        """Once per request: the view validates it (``get_consent_grant``) before deciding on login
+        and consent, then Authlib's ``create_authorization_response`` validates the same request
+        again (client, redirect URI, scope, nonce, PKCE challenge: a tenth of an authorization)."""
+        if self._validated is None:
+            self._validated = super().validate_authorization_request()
+        return self._validated
+
     def generate_authorization_code(self) -> str:
         """256 random bits, like our tokens (Authlib's default picks 48 characters one by one)."""
         return services.new_token()

@@ -196,14 +196,15 @@ def authorize() -> Any:
                                    action=url_for("oidc.authorize", **request.args.to_dict(flat=True)),
                                    switch_action=url_for("oidc.switch_account", **request.args.to_dict(flat=True)))
         if not form.allow.data:
-            return server.create_authorization_response(grant=grant, grant_user=None)
+            return server.create_authorization_response(grant.request, grant=grant, grant_user=None)
         services.grant_consent(account, client.client_id, scope)
         commit()
 
     grant.request.sso = sso
     grant.request.sub = subjects.subject_for(client, account)
     grant.request.acr = sso.acr
-    response = server.create_authorization_response(grant=grant, grant_user=account)  # + sessions.add_client
+    # The request Authlib already wrapped, not a second wrapper; the code is saved with sessions.add_client.
+    response = server.create_authorization_response(grant.request, grant=grant, grant_user=account)
     session.pop(REAUTH_KEY, None)
     return response
 
