@@ -286,9 +286,8 @@ def _send_code(token: str, username: str, channel: str, locale: str, ip: str | N
             outcome = "sent"
             store().set_json(_challenge_key(token), {"challenge": challenge.id, "account_id": account.id},
                              settings().otp_lifetime)
-    row = audit.record(audit.PASSWORD_RESET_REQUESTED, actor=username or None, channel=channel, outcome=outcome,
-                       **({"account_id": account.id} if account is not None else {}))
-    row.ip = ip
+    audit.record(audit.PASSWORD_RESET_REQUESTED, actor=username or None, ip=ip, channel=channel, outcome=outcome,
+                 **({"account_id": account.id} if account is not None else {}))
 
 
 def verify_code(token: str | None, code: str) -> int:
