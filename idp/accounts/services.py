@@ -9,6 +9,7 @@ spends the same time on both, so the login form cannot be used to discover who h
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -128,13 +129,20 @@ def get_account(account_id: int | None) -> Account | None:
     return db.session.get(Account, account_id)
 
 
-def get_account_with(account_id: int, column: Any, join_on: Any) -> tuple[Account | None, Any]:
-    """The account with this id and one value another package keeps about it, in one statement:
-    ``column`` of the table outer-joined on ``join_on(account id column)`` (an authorization reads
-    the consent its app was given this way: one round trip, not two). ``(None, None)`` without
-    the account; the value is None when the other table has no row."""
-    row = db.session.execute(sa.select(Account, column).outerjoin(column.table, join_on(Account.id))
-                             .where(Account.id == account_id)).first()
+def account_with_statement(column: Any, join_on: Any) -> sa.Select:
+    """The statement ``get_account_with`` runs: the account with ``column`` of the table outer-joined
+    on ``join_on(account id column)``, which may name more bound parameters. Make it once and keep
+    it: building a statement and its cache key cost more CPU than running it (issue 11)."""
+    return (sa.select(Account, column).outerjoin(column.table, join_on(Account.id))
+            .where(Account.id == sa.bindparam("account_id")))
+
+
+def get_account_with(statement: sa.Select, account_id: int, **params: Any) -> tuple[Account | None, Any]:
+    """The account with this id and one value another package keeps about it, in one statement
+    (``account_with_statement``): an authorization reads the consent its app was given this way,
+    one round trip, not two. ``(None, None)`` without the account; the value is None when the
+    other table has no row."""
+    row = db.session.execute(statement, {"account_id": account_id, **params}).first()
     return (None, None) if row is None else (row[0], row[1])
 
 
@@ -143,14 +151,20 @@ def get_account_by_username(username: str) -> Account | None:
         db.select(Account).filter_by(username=normalise_username(username))).scalar_one_or_none()
 
 
+@functools.cache
+def _sign_in_statement() -> sa.Select:
+    """Made once (see ``account_with_statement``). The person table is named, not imported:
+    accounts sits below identity."""
+    person = db.metadata.tables["person"]
+    known = sa.exists().where(person.c.account_id == Account.id)
+    return sa.select(Account, known).where(Account.username == sa.bindparam("name"))
+
+
 def _account_for_sign_in(name: str) -> Account | None:
     """The account a password sign-in is for, read together with whether a trusted source knows
     its person (``identity_known``, which the new session's assurance level depends on,
-    ``identity.assurance.acr_for``): one statement where there were two. The person table is
-    named, not imported: accounts sits below identity."""
-    person = db.metadata.tables["person"]
-    known = sa.exists().where(person.c.account_id == Account.id)
-    row = db.session.execute(sa.select(Account, known).where(Account.username == name)).first()
+    ``identity.assurance.acr_for``): one statement where there were two."""
+    row = db.session.execute(_sign_in_statement(), {"name": name}).first()
     if row is None:
         return None
     account, linked = row
@@ -378,11 +392,14 @@ def _signed_in_now(account: Account) -> None:
     request's transaction: the unit of work's change detection over the whole row cost more than
     the statement (issue 11). The loaded object gets the same values, not marked changed."""
     now = dt.datetime.now(dt.UTC)
-    table = Account.__table__
     db.session.connection().execute(  # Core on the session's connection: its transaction, no ORM plumbing
-        table.update().where(table.c.id == account.id).values(last_login_at=now, updated_at=now))
+        _SIGNED_IN_NOW, {"account_id": account.id, "at": now})
     set_committed_value(account, "last_login_at", now)
     set_committed_value(account, "updated_at", now)
+
+
+_SIGNED_IN_NOW = (Account.__table__.update().where(Account.__table__.c.id == sa.bindparam("account_id"))
+                  .values(last_login_at=sa.bindparam("at"), updated_at=sa.bindparam("at")))
 
 
 def verify_password(account: Account, password: str, ip: str | None, *, field: str = "password") -> None:

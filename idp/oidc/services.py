@@ -386,8 +386,15 @@ def account_and_consent(account_id: int, client: Client) -> tuple[Any, str | Non
     statement; through ``accounts.services``, which owns how accounts are read)."""
     from idp.accounts.services import get_account_with
 
-    return get_account_with(account_id, Consent.scope, lambda account_id_column: sa.and_(
-        Consent.account_id == account_id_column, Consent.client_id == client.client_id))
+    return get_account_with(_account_and_consent_statement(), account_id, client_id=client.client_id)
+
+
+@functools.cache
+def _account_and_consent_statement() -> sa.Select:
+    from idp.accounts.services import account_with_statement
+
+    return account_with_statement(Consent.scope, lambda account_id_column: sa.and_(
+        Consent.account_id == account_id_column, Consent.client_id == sa.bindparam("client_id")))
 
 
 def needs_consent(client: Client, scope: str, granted: str | None) -> bool:
