@@ -52,8 +52,9 @@ class Batch:
     Each trip costs far more CPU than the command itself (two system calls on each side), and a
     sign-in or an authorization used to make a dozen or more. Queue operations (same meaning as the
     store's methods of the same name), then ``execute()`` returns their results in order. On Redis
-    the batch is one MULTI block, so its writes land together; in memory the operations run one
-    after the other, each atomic as the store's own methods are.
+    a batch that writes is one MULTI block, so its writes land together (one of reads only is a
+    plain pipeline); in memory the operations run one after the other, each atomic as the store's
+    own methods are.
     """
 
     def __init__(self, store: Any) -> None:
@@ -100,8 +101,12 @@ class _RedisBatch(Batch):
             return []
         prefix, client = self._store.prefix, self._store.client
 
+        # Reads alone need no MULTI block (it costs two more commands and their answers); any write
+        # keeps it: an INCR and its EXPIRE must land together, or a counter could outlive its window.
+        writes = any(name not in ("get", "ttl") for name, _, _ in ops)
+
         def run() -> list[Any]:
-            pipe = client.pipeline()
+            pipe = client.pipeline(transaction=writes)
             shapes: list[str] = []
             for name, args, kwargs in ops:
                 if name == "get":
