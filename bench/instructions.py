@@ -63,12 +63,13 @@ class Inside:
         import profile_ops
         import run as bench
 
-        from idp.serving import adapter_for
+        from idp.serving import adapter_for, settle_heap
 
         self.cg = ctypes.CDLL(helper)
         self.po, self.bench = profile_ops, bench
         self.app = profile_ops.build_app("bench_instructions")
         self.adapter = adapter_for(self.app)
+        settle_heap()  # as a served worker does
         secret = self.app.config["BENCH_SECRET"]
         self.auth = ("Basic " + base64.b64encode(f"{bench.CLIENT_ID}:{secret}".encode()).decode()).encode()
         self.loop = asyncio.new_event_loop()
