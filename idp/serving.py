@@ -27,10 +27,10 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import click
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
 from flask.cli import with_appcontext
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -302,6 +302,7 @@ def build_environ(scope: Scope, body: bytes) -> dict[str, Any]:
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scheme,
         "wsgi.input": io.BytesIO(body),
+        BODY_KEY: body,  # the same bytes, for WholeBodyRequest's form
         "wsgi.input_terminated": True,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
@@ -442,5 +443,32 @@ def serve(host: str, port: int, workers: int | None, access_log: bool) -> None:
                    header_timeout=settings.request_header_timeout, access_log=access_log).serve()
 
 
+BODY_KEY = "idp.whole_body"
+
+
+class WholeBodyRequest(Request):
+    """Flask's request, parsing a URL-encoded form straight from the body the adapter already holds.
+
+    Werkzeug wraps ``wsgi.input`` in a length-limited stream, builds a form-data parser and reads the
+    stream back before the same ``parse_qsl`` call: a tenth of a client_credentials request's CPU,
+    for a body already read, limited and complete (issue 11). Same result as Werkzeug's parser:
+    blank values kept, repeated names kept in order, undecodable bytes kept percent-encoded, a body
+    that is not UTF-8 an empty form. Any other body, or a request that did not come through the
+    adapter (the test client, another server), goes Werkzeug's way."""
+
+    def _load_form_data(self) -> None:
+        body = self.environ.get(BODY_KEY)
+        if body is None or "form" in self.__dict__ or self.mimetype != "application/x-www-form-urlencoded":
+            super()._load_form_data()
+            return
+        try:
+            items = parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+        except ValueError:  # not UTF-8: Werkzeug's (silent) parser gives an empty form
+            items = []
+        self.__dict__["form"] = self.parameter_storage_class(items)
+        self.__dict__["files"] = self.parameter_storage_class()
+
+
 def init_app(app: Flask) -> None:
+    app.request_class = WholeBodyRequest
     app.cli.add_command(serve)
