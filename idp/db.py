@@ -50,6 +50,8 @@ def commit() -> None:
     """Commit this request's (or command's) work: the one place a transaction ends well."""
     from idp.extensions import db
 
+    if not db.session.registry.has():
+        return  # no session was made: nothing was read or written through one (a client_credentials grant)
     session = db.session()
     if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
         return  # nothing began (a client_credentials grant writes its token row on its own)
