@@ -249,6 +249,7 @@ def _template_gettext(context: Context, string: str, **variables: Any) -> str:
 
 @pass_context
 def _template_ngettext(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
+    """``ngettext`` likewise, with ``num`` offered to the format as Jinja's own does."""
     variables.setdefault("num", num)
     rv = _page_translations().ungettext(singular, plural, num)
     if context.eval_ctx.autoescape:
