@@ -51,10 +51,10 @@ def commit() -> None:
     from idp.extensions import db
 
     if not db.session.registry.has():
-        return  # no session was made: nothing was read or written through one (a client_credentials grant)
+        return  # no session was made (a client_credentials grant writes its token row on its own)
     session = db.session()
     if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
-        return  # nothing began (a client_credentials grant writes its token row on its own)
+        return  # a session, but nothing began in it
     session.commit()
 
 

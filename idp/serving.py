@@ -43,6 +43,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+# The whole body, as the adapter read it, beside ``wsgi.input`` in the environ (``WholeBodyRequest``).
+BODY_KEY = "idp.whole_body"
+
 # The answers the adapter gives on its own. OAuth clients read ``error_description`` (ASCII,
 # RFC 6749 §5.2); people read the plain text, in the service's default language, then English.
 REFUSALS: dict[int, tuple[str, Any]] = {
@@ -441,9 +444,6 @@ def serve(host: str, port: int, workers: int | None, access_log: bool) -> None:
             "or set IDP_REDIS_URL")
     granian_server("idp.serving:asgi_app", host=host, port=port, workers=workers,
                    header_timeout=settings.request_header_timeout, access_log=access_log).serve()
-
-
-BODY_KEY = "idp.whole_body"
 
 
 class WholeBodyRequest(Request):
