@@ -39,7 +39,7 @@ PACKAGES = (
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build an app from the layered settings; ``config`` overrides keys (tests use it)."""
     settings = load_settings(config)
-    app = Flask(__name__)
+    app = serving.App(__name__)
     app.extensions["idp.settings"] = settings
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logs.install()

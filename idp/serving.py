@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import io
 import logging
 import os
@@ -467,6 +468,24 @@ class WholeBodyRequest(Request):
             items = []
         self.__dict__["form"] = self.parameter_storage_class(items)
         self.__dict__["files"] = self.parameter_storage_class()
+
+
+_CO_COROUTINE = inspect.CO_COROUTINE
+
+
+class App(Flask):
+    """Flask, with what this provider does on every request made cheaper (issue 11)."""
+
+    request_class = WholeBodyRequest
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask asks this of every hook and view on every request; its ``inspect`` test unwraps
+        partials and methods each time (a twentieth of a small page). A plain function's or a bound
+        method's code flags answer the same question; anything else goes Flask's way."""
+        code = getattr(func, "__code__", None)
+        if code is not None and not code.co_flags & _CO_COROUTINE:
+            return func
+        return super().ensure_sync(func)
 
 
 def init_app(app: Flask) -> None:

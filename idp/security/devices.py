@@ -34,7 +34,9 @@ def _serializer() -> URLSafeTimedSerializer:
 @functools.lru_cache(maxsize=4)
 def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
     """One per secret (each sign-in used to build its own: key derivation included)."""
-    return URLSafeTimedSerializer(secret_key, salt="idp-device-cookie")
+    from idp.cookies import KeyKeepingSigner
+
+    return URLSafeTimedSerializer(secret_key, salt="idp-device-cookie", signer=KeyKeepingSigner)
 
 
 def _tag(account_name: str) -> str:
