@@ -44,6 +44,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     session_ended.connect(_on_session_ended, weak=False)
     app.before_request(_allow_county_logout_target)
+    app.extensions["idp.county_logins"] = _county_logins_for  # the login page's county area
 
     @app.context_processor
     def _county_logins() -> dict[str, Any]:

@@ -231,3 +231,51 @@ def test_fifty_wrong_passwords_then_the_owner_gets_in_within_the_maximum_delay(a
             assert time.monotonic() - started <= max_delay + 1.5
         finally:
             app.extensions["idp.store"].flush()
+
+
+# -- the first-visit page, rendered once and filled in (issue 11) --------------------------------
+AWKWARD_NEXT = ("/", "/oauth/authorize?client_id=rp1&state=a%22b%3Cc&nonce=1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
+                "/account/apps?q=%E4%B8%AD%E6%96%87&x=\"<script>&amp;")
+
+
+@pytest.mark.parametrize("with_counties", [False, True])
+@pytest.mark.parametrize("query", ["", "ui_locales=en", "force=1", "switch=1&lang=en"])
+def test_first_visit_page_is_the_page_rendered_in_full(app, monkeypatch, query, with_counties) -> None:
+    """The login page most browsers get is filled into a copy rendered once per language and shape:
+    for each `next` (quotes, markup, non-ASCII, a long authorization request) it must be the very
+    HTML the template renders for that request, values escaped the same, nothing left from the
+    request that filled the copy first."""
+    from urllib.parse import quote
+
+    from idp.federation.services import CountyChoice
+    from idp.login import views
+    from idp.login.forms import LoginForm
+
+    if with_counties:
+        monkeypatch.setitem(app.extensions, "idp.county_logins", lambda next_url: [
+            CountyChoice("ntpc", "新北市", f"/login/county/ntpc?next={quote(next_url, safe='')}"),
+            CountyChoice("tpe", "臺北市 <&>", "/login/county/tpe")])
+    app.extensions.pop(views._FIRST_VISITS, None)
+    force = "force=1" in query
+    for _ in range(2):  # the first fills the copy, the second is served from it
+        for next_url in AWKWARD_NEXT:
+            with app.test_request_context(f"/login?{query}&next={quote(next_url, safe='')}"):
+                fast = views._first_visit(next_url, force)
+                full, _, _ = views._page(LoginForm(formdata=None, data={"next": next_url, "force": "1" if force else ""}))
+                assert fast == full
+                assert "\ue000" not in fast and "\ue001" not in fast
+    assert len(app.extensions[views._FIRST_VISITS]._pages) == 1
+
+
+def test_first_visit_page_is_not_used_for_a_page_with_something_personal(client, app) -> None:
+    """A flashed message, a prefilled account or a captcha is rendered the ordinary way: the copy
+    must never hold (or show someone else) anything but the blank form."""
+    from idp.login import views
+
+    app.extensions.pop(views._FIRST_VISITS, None)
+    html = client.get("/login", query_string={"login_hint": "someone1"}).get_data(as_text=True)
+    assert 'value="someone1"' in html
+    assert views._FIRST_VISITS not in app.extensions
+    html = client.get("/login").get_data(as_text=True)
+    assert 'value="someone1"' not in html and 'name="csrf_token"' in html
+    assert len(app.extensions[views._FIRST_VISITS]._pages) == 1
