@@ -234,7 +234,8 @@ def test_fifty_wrong_passwords_then_the_owner_gets_in_within_the_maximum_delay(a
 
 
 # -- the first-visit page, rendered once and filled in (issue 11) --------------------------------
-AWKWARD_NEXT = ("/", "/oauth/authorize?client_id=rp1&state=a%22b%3Cc&nonce=1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
+AWKWARD_NEXT = ("/",
+                "/oauth/authorize?client_id=rp1&state=a%22b%3Cc&nonce=1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
                 "/account/apps?q=%E4%B8%AD%E6%96%87&x=\"<script>&amp;")
 
 
@@ -261,7 +262,8 @@ def test_first_visit_page_is_the_page_rendered_in_full(app, monkeypatch, query, 
         for next_url in AWKWARD_NEXT:
             with app.test_request_context(f"/login?{query}&next={quote(next_url, safe='')}"):
                 fast = views._first_visit(next_url, force)
-                full, _, _ = views._page(LoginForm(formdata=None, data={"next": next_url, "force": "1" if force else ""}))
+                form = LoginForm(formdata=None, data={"next": next_url, "force": "1" if force else ""})
+                full, _, _ = views._page(form)
                 assert fast == full
                 assert "\ue000" not in fast and "\ue001" not in fast
     assert len(app.extensions[views._FIRST_VISITS]._pages) == 1
