@@ -87,6 +87,48 @@ def uncommitted_writes(session: Session) -> bool:
     return bool(session.info.get(_WRITES) or session.new or session.dirty or session.deleted)
 
 
+# -- BEGIN deferred to the first write (PostgreSQL) ---------------------------------------------
+# psycopg opens every transaction with a BEGIN of its own round trip, and a request that only read
+# then ends it with a ROLLBACK: two of the three round trips of an authorization with a session
+# (issue 11). Under READ COMMITTED, PostgreSQL's default, every statement of a transaction takes its
+# own snapshot, so a read outside one sees what it would have seen inside: the connections run in
+# autocommit, and the BEGIN is sent just before the first statement that is not a plain read (a
+# write, a savepoint, a lock, anything else), from where on everything up to the commit or rollback
+# is one transaction as before. A request that only reads sends no BEGIN and no ROLLBACK. Used
+# only where the server's default isolation is READ COMMITTED, and never on a connection given an
+# isolation level of its own (SQLAlchemy turns psycopg's autocommit off for those).
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
+_READ_ONLY_LOCKS = (" FOR UPDATE", " FOR SHARE", " FOR NO KEY UPDATE", " FOR KEY SHARE")
+
+
+def _plain_read(statement: str) -> bool:
+    head = statement.lstrip()[:6].upper()
+    if head != "SELECT":
+        return False
+    upper = statement.upper()
+    return not any(lock in upper for lock in _READ_ONLY_LOCKS)
+
+
+def defer_begin(engine: Any) -> None:
+    """Install the deferred BEGIN on this PostgreSQL engine (see above)."""
+
+    def _autocommit(dbapi_connection: Any, *_: Any) -> None:
+        # The dialect learnt the server's default isolation on the first connection, before this runs.
+        if (engine.dialect.default_isolation_level == "READ COMMITTED" and not dbapi_connection.autocommit
+                and dbapi_connection.info.transaction_status == _IDLE):
+            dbapi_connection.autocommit = True
+
+    def _begin_before_write(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        driver = cursor.connection
+        if (driver.autocommit and driver.info.transaction_status == _IDLE and not _plain_read(statement)
+                and conn.in_transaction() and conn.get_execution_options().get("isolation_level") is None):
+            driver.execute("BEGIN")
+
+    event.listen(engine, "connect", _autocommit)
+    event.listen(engine, "checkout", _autocommit)
+    event.listen(engine, "before_cursor_execute", _begin_before_write)
+
+
 def init_app(app: Flask) -> None:
     import logging
 
@@ -94,6 +136,10 @@ def init_app(app: Flask) -> None:
 
     log = logging.getLogger(__name__)
     strict = app.testing
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        defer_begin(engine)
 
     @app.teardown_request
     def _no_forgotten_writes(exc: BaseException | None) -> None:

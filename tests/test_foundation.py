@@ -107,3 +107,31 @@ def test_a_flow_that_fails_half_way_leaves_nothing(app: Flask, app_config: dict)
             db.session.execute(sa.delete(AuditEvent).where(AuditEvent.event.like("test.%")))
             db.session.commit()
             db.engine.dispose()
+
+
+def test_on_postgresql_a_read_opens_no_transaction_and_a_write_still_opens_one(app: Flask, app_config: dict) -> None:
+    """Issue 11, R-N4: BEGIN is deferred to the first write (``idp.db.defer_begin``): a request that
+    only reads sends neither BEGIN nor ROLLBACK, yet from the first write on, everything up to the
+    rollback is one transaction, undone whole, the read before it included in nothing."""
+    if not app_config.get("redis_url"):
+        pytest.skip("the deferred BEGIN is PostgreSQL's (SQLite's driver begins on its own)")
+    idle, in_transaction = 0, 2  # psycopg.pq.TransactionStatus
+    with app.app_context(), db.engine.connect() as conn:  # the app's pool, as a request gets it
+        driver = conn.connection.driver_connection
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+        assert driver.info.transaction_status == idle  # no BEGIN went out for a read
+        conn.execute(sa.text("CREATE TEMP TABLE deferred_begin_probe (x int)"))
+        assert driver.info.transaction_status == in_transaction
+        conn.execute(sa.text("INSERT INTO deferred_begin_probe VALUES (1)"))
+        assert conn.execute(sa.text("SELECT count(*) FROM deferred_begin_probe")).scalar() == 1
+        locked = conn.execute(sa.text("SELECT x FROM deferred_begin_probe FOR UPDATE")).all()
+        assert locked == [(1,)]
+        conn.rollback()
+        assert driver.info.transaction_status == idle
+        # Had each statement committed on its own, the table would still be there.
+        assert conn.execute(sa.text("SELECT to_regclass('pg_temp.deferred_begin_probe')")).scalar() is None
+    with app.app_context(), db.engine.connect() as conn:  # a lock is never taken outside a transaction
+        driver = conn.connection.driver_connection
+        conn.execute(sa.text("SELECT id FROM account LIMIT 0 FOR SHARE"))
+        assert driver.info.transaction_status == in_transaction
+        conn.rollback()

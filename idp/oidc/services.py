@@ -296,11 +296,12 @@ def _insert_token_alone(engine: Engine, row: dict[str, Any]) -> None:
     pooled = engine.raw_connection()  # the pool's connection without SQLAlchemy's Connection around it
     try:
         driver = pooled.driver_connection
+        was = driver.autocommit  # already on where BEGIN is deferred (idp.db.defer_begin)
         driver.autocommit = True  # a connection comes out of the pool idle (reset on return)
         try:
             driver.execute(sql, row)
         finally:
-            driver.autocommit = False
+            driver.autocommit = was
     finally:
         pooled.close()  # back to the pool
 
