@@ -471,12 +471,22 @@ class WholeBodyRequest(Request):
 
 
 _CO_COROUTINE = inspect.CO_COROUTINE
+# In the environ of a request answered before Flask's dispatch: its context binds no URL map.
+NO_ROUTING = "idp.no_routing"
 
 
 class App(Flask):
     """Flask, with what this provider does on every request made cheaper (issue 11)."""
 
     request_class = WholeBodyRequest
+
+    def create_url_adapter(self, request: Request | None) -> Any:
+        """No URL map bound for a request that a layer before Flask's dispatch answers itself and
+        marked so (``NO_ROUTING``: the token endpoint, which calls its one view directly): binding
+        the map to the request and matching it were a twentieth of a client_credentials grant."""
+        if request is not None and request.environ.get(NO_ROUTING):
+            return None
+        return super().create_url_adapter(request)
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Flask asks this of every hook and view on every request; its ``inspect`` test unwraps

@@ -30,6 +30,7 @@ from typing import Any
 from flask import Flask
 
 from idp.security.headers import fixed_headers
+from idp.serving import NO_ROUTING
 
 PATHS = frozenset({"/oauth/token", "/oidc/v1/token"})
 
@@ -48,6 +49,7 @@ class TokenEndpoint:
         from idp.db import rollback
 
         app = self.app
+        environ[NO_ROUTING] = True  # the view is called below: no URL map to bind and match
         ctx = app.request_context(environ)
         ctx.push()
         try:
