@@ -97,8 +97,7 @@ def uncommitted_writes(session: Session) -> bool:
 # is one transaction as before. A request that only reads sends no BEGIN and no ROLLBACK. Used
 # only where the server's default isolation is READ COMMITTED, and never on a connection given an
 # isolation level of its own (SQLAlchemy turns psycopg's autocommit off for those).
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
-_READ_ONLY_LOCKS = (" FOR UPDATE", " FOR SHARE", " FOR NO KEY UPDATE", " FOR KEY SHARE")
+_ROW_LOCKS = (" FOR UPDATE", " FOR SHARE", " FOR NO KEY UPDATE", " FOR KEY SHARE")
 
 
 def _plain_read(statement: str) -> bool:
@@ -106,21 +105,24 @@ def _plain_read(statement: str) -> bool:
     if head != "SELECT":
         return False
     upper = statement.upper()
-    return not any(lock in upper for lock in _READ_ONLY_LOCKS)
+    return not any(lock in upper for lock in _ROW_LOCKS)
 
 
 def defer_begin(engine: Any) -> None:
     """Install the deferred BEGIN on this PostgreSQL engine (see above)."""
+    from psycopg.pq import TransactionStatus
+
+    idle = TransactionStatus.IDLE
 
     def _autocommit(dbapi_connection: Any, *_: Any) -> None:
         # The dialect learnt the server's default isolation on the first connection, before this runs.
         if (engine.dialect.default_isolation_level == "READ COMMITTED" and not dbapi_connection.autocommit
-                and dbapi_connection.info.transaction_status == _IDLE):
+                and dbapi_connection.info.transaction_status == idle):
             dbapi_connection.autocommit = True
 
     def _begin_before_write(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         driver = cursor.connection
-        if (driver.autocommit and driver.info.transaction_status == _IDLE and not _plain_read(statement)
+        if (driver.autocommit and driver.info.transaction_status == idle and not _plain_read(statement)
                 and conn.in_transaction() and conn.get_execution_options().get("isolation_level") is None):
             driver.execute("BEGIN")
 

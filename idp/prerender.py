@@ -32,7 +32,7 @@ def slot(name: str) -> str:
 class SlottedPage:
     """A rendered page cut at its slots: literal text and slot names, alternating."""
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_parts", "slots")
 
     def __init__(self, html: str) -> None:
         parts: list[tuple[bool, str]] = []
@@ -43,10 +43,7 @@ class SlottedPage:
             rest = rest[end + 1:]
         parts.append((False, rest))
         self._parts = tuple(parts)
-
-    @property
-    def slots(self) -> set[str]:
-        return {text for is_slot, text in self._parts if is_slot}
+        self.slots = frozenset(text for is_slot, text in parts if is_slot)
 
     def fill(self, values: Mapping[str, str]) -> str:
         """The page with each slot's value, HTML-escaped (a value missing here is a bug: KeyError)."""
@@ -68,6 +65,3 @@ class PageCache:
                 self._pages.clear()
             page = self._pages[key] = SlottedPage(render())
         return page
-
-    def clear(self) -> None:
-        self._pages.clear()

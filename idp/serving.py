@@ -499,5 +499,4 @@ class App(Flask):
 
 
 def init_app(app: Flask) -> None:
-    app.request_class = WholeBodyRequest
     app.cli.add_command(serve)

@@ -115,7 +115,9 @@ def test_on_postgresql_a_read_opens_no_transaction_and_a_write_still_opens_one(a
     rollback is one transaction, undone whole, the read before it included in nothing."""
     if not app_config.get("redis_url"):
         pytest.skip("the deferred BEGIN is PostgreSQL's (SQLite's driver begins on its own)")
-    idle, in_transaction = 0, 2  # psycopg.pq.TransactionStatus
+    from psycopg.pq import TransactionStatus
+
+    idle, in_transaction = TransactionStatus.IDLE, TransactionStatus.INTRANS
     with app.app_context(), db.engine.connect() as conn:  # the app's pool, as a request gets it
         driver = conn.connection.driver_connection
         assert conn.execute(sa.text("SELECT 1")).scalar() == 1

@@ -3,7 +3,7 @@
 Owns: the county providers' configuration (``federation_file``, checked at start-up), one OpenID
 Connect relying-party client per county (``client.py``, built per app and kept in
 ``app.extensions["idp.federation"]``), the federated links (county subject → person), the pages under
-``/login/county/`` and the county list on the login page (``county_logins`` in templates).
+``/login/county/`` and the county list on the login page (``idp.county_logins``, which the login view asks).
 Uses identity, accounts and schools through their services and ``login.sessions`` for the SSO
 session; the console's county page (``idp.admin.counties``) is a view over ``services``.
 Must not import other packages' views.
@@ -44,11 +44,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     session_ended.connect(_on_session_ended, weak=False)
     app.before_request(_allow_county_logout_target)
-    app.extensions["idp.county_logins"] = _county_logins_for  # the login page's county area
-
-    @app.context_processor
-    def _county_logins() -> dict[str, Any]:
-        return {"county_logins": _county_logins_for}
+    app.extensions["idp.county_logins"] = _county_logins_for  # the login page's county area (idp.login.views)
 
 
 def _county_logins_for(next_url: str | None = "/") -> list[Any]:

@@ -100,7 +100,9 @@ def _first_visit(next_url: str, force: bool) -> str:
     counties = _counties(next_url)
     csrf = bool(current_app.config.get("WTF_CSRF_ENABLED", True))
     key = (str(get_locale()), force, csrf, tuple((c.name, c.label) for c in counties))
-    pages = current_app.extensions.setdefault(_FIRST_VISITS, PageCache())
+    pages = current_app.extensions.get(_FIRST_VISITS)
+    if pages is None:
+        pages = current_app.extensions[_FIRST_VISITS] = PageCache()
 
     def render() -> str:
         form = LoginForm(formdata=None, data={"next": slot("next"), "force": "1" if force else ""})
