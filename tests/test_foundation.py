@@ -137,3 +137,40 @@ def test_on_postgresql_a_read_opens_no_transaction_and_a_write_still_opens_one(a
         conn.execute(sa.text("SELECT id FROM account LIMIT 0 FOR SHARE"))
         assert driver.info.transaction_status == in_transaction
         conn.rollback()
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+def test_writes_sent_together_keep_every_value_and_the_request_transaction(app: Flask, ending: str) -> None:
+    """Issue 11: a sign-in's ``last_login_at`` and audit row go in one round trip on PostgreSQL
+    (``idp.db.write_together``, parameters bound by psycopg on the client side). Every value arrives
+    as given (quotes, ``%``, non-ASCII, an SQL-looking name, NULL, nested JSON, a time zone), and the
+    writes stay in the request's transaction: a rollback takes them back, a commit keeps them."""
+    import datetime as dt
+
+    from idp.accounts import services as account_services
+    from idp.db import commit, rollback, write_together
+    from idp.security import audit
+
+    actor = "O'Brien 王小明'); DROP TABLE account; --"
+    at = dt.datetime(2026, 12, 2, 21, 0, 5, 123456, tzinfo=dt.UTC)
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "192.0.2.7"}):
+        account = account_services.create_account("together1", None, name="together")
+        commit()
+        write_together([
+            (account_services._SIGNED_IN_NOW, {"account_id": account.id, "at": at}),
+            audit.row("test.together", actor=actor, account_id=account.id, note='a "quoted" 100% value',
+                      nothing=None, nested={"list": [1, "二"], "flag": True}),
+        ])
+        commit() if ending == "commit" else rollback()
+        db.session.expire_all()
+        row = db.session.execute(sa.select(AuditEvent).where(AuditEvent.event == "test.together")).scalar_one_or_none()
+        seen = db.session.get(type(account), account.id).last_login_at
+        assert db.session.execute(sa.select(sa.func.count()).select_from(type(account))).scalar() >= 1
+    if ending == "rollback":
+        assert row is None and seen is None
+        return
+    assert row is not None
+    assert (row.actor, row.ip) == (actor, "192.0.2.7")
+    assert row.data == {"account_id": account.id, "note": 'a "quoted" 100% value', "nothing": None,
+                        "nested": {"list": [1, "二"], "flag": True}}
+    assert (seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC)) == at

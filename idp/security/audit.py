@@ -85,15 +85,22 @@ def record(event: str, actor: str | None = None, client_id: str | None = None, *
     if it fails) and one log line. ``ip``: the address, when there is no request to read it from
     (a background thread). The row is one Core INSERT on the session, sent now: through the unit
     of work it cost a sign-in more than the statement itself (issue 11); nothing reads the object."""
+    db.session.execute(*row(event, actor, client_id, ip=ip, **data))
+
+
+def row(event: str, actor: str | None = None, client_id: str | None = None, *, ip: str | None = None,
+        **data: Any) -> tuple[Any, dict[str, Any]]:
+    """The INSERT and parameters of one audit row, for a caller that sends it together with writes
+    of its own (``idp.db.write_together``: a sign-in's ``last_login_at`` and its row in one round
+    trip); the log line is written now. ``record`` is the usual way."""
     if ip is None and has_request_context():
         ip = request.remote_addr
-    db.session.execute(_INSERT, {"at": utcnow(), "event": event, "actor": actor, "ip": ip, "client_id": client_id,
-                                 "data": data})
     log.info("%s actor=%s client=%s ip=%s %s", event, actor, client_id, ip,
              " ".join(f"{k}={v}" for k, v in sorted(data.items())))
+    return _INSERT, {"at": utcnow(), "event": event, "actor": actor, "ip": ip, "client_id": client_id, "data": data}
 
 
-_INSERT = AuditEvent.__table__.insert()
+_INSERT = AuditEvent.__table__.insert().inline()  # no RETURNING of the new id: nothing reads it
 
 
 # -- reading the trail (the operator console) --------------------------------------------------
