@@ -170,8 +170,15 @@ def write_together(writes: list[tuple[Any, dict[str, Any]]]) -> None:
         for name in _PARAM.findall(sql):
             value = params[name]  # every parameter is given: no column default is applied here
             values[f"w{i}_{name}"] = _json(value) if name in json_names and value is not None else value
-    with ClientCursor(driver) as cursor:
-        cursor.execute("; ".join(parts), values)
+    from psycopg import OperationalError
+    from sqlalchemy import exc as sa_exc
+
+    sql = "; ".join(parts)
+    try:
+        with ClientCursor(driver) as cursor:
+            cursor.execute(sql, values)
+    except OperationalError as exc:  # as SQLAlchemy reports it: the app's handler answers 503
+        raise sa_exc.OperationalError(sql, None, exc) from exc
 
 
 @functools.lru_cache(maxsize=64)

@@ -208,3 +208,60 @@ def test_an_authorization_with_a_session_reads_account_and_consent_in_one_statem
     assert len(selects) == 1 and "FROM account LEFT OUTER JOIN oauth_consent" in selects[0], selects
     params, _ = authorize_params(rp, scope="openid profile phone")
     assert client.get("/oauth/authorize", query_string=params).status_code == 200  # asks for the new scope
+
+
+def test_token_rows_go_on_a_connection_the_worker_keeps_and_a_broken_one_is_replaced(app, app_config) -> None:
+    """Issue 11: a token written on its own goes on one connection the thread keeps for token rows
+    (no pool check-out per grant): the same server session grant after grant, outside the pool.
+    When that connection breaks (the server ended it), the grant that meets it is a JSON 503 with
+    Retry-After, never a 500, and the next grant gets a new connection; disposing the engine closes it."""
+    if not app_config.get("redis_url"):
+        pytest.skip("the token-alone path is PostgreSQL's")
+    import sqlalchemy as sa
+
+    from idp.oidc import registration, services
+    from idp.oidc.models import Client, Token
+    from idp.security.models import AuditEvent
+
+    test_session, db.session = db.session, db._make_scoped_session({})  # real commits on the pool
+    issuer = create_app(app_config)
+    client = issuer.test_client()
+    try:
+        with issuer.app_context():
+            secret = registration.create_client({"name": "CC", "grant_types": ["client_credentials"],
+                                                 "scope": "profile"}, "op1", client_id="cc4").secret
+            db.session.commit()
+            engine = db.engine
+
+        def grant() -> tuple[int, dict, int | None]:
+            resp = client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=basic("cc4", secret))
+            kept = services._kept.by_engine.get(engine)
+            return resp.status_code, dict(resp.headers), kept.driver.info.backend_pid if kept else None
+
+        status, _, first = grant()
+        assert status == 200 and first is not None
+        checked_out = engine.pool.checkedout()
+        status, _, again = grant()
+        assert (status, again) == (200, first)  # the same session on the server
+        assert engine.pool.checkedout() == checked_out  # nothing taken from the pool for it
+        with engine.connect() as conn:  # the server ends that session (a restart, a failover)
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            conn.commit()
+        time.sleep(0.2)
+        status, headers, _ = grant()
+        assert status == 503 and headers.get("Retry-After")
+        status, _, replaced = grant()
+        assert status == 200 and replaced not in (None, first)
+        kept = services._kept.by_engine[engine]
+        with issuer.app_context():
+            db.engine.dispose()
+        assert kept.driver.closed and engine not in services._kept.by_engine
+    finally:
+        with issuer.app_context():
+            db.session.execute(db.delete(Token).where(Token.client_id == "cc4"))
+            db.session.execute(db.delete(Client).where(Client.client_id == "cc4"))
+            db.session.execute(db.delete(AuditEvent).where(AuditEvent.client_id == "cc4"))
+            db.session.commit()
+            db.session.remove()
+            db.engine.dispose()
+        db.session = test_session
