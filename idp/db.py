@@ -158,8 +158,10 @@ def write_together(writes: list[tuple[Any, dict[str, Any]]]) -> None:
         for statement, params in writes:
             connection.execute(statement, params)
         return
-    from psycopg import ClientCursor
+    from psycopg import ClientCursor, OperationalError
     from psycopg.pq import TransactionStatus
+    from psycopg.types.json import Json
+    from sqlalchemy import exc as sa_exc
 
     parts, values = [], {}
     if driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE:
@@ -169,10 +171,7 @@ def write_together(writes: list[tuple[Any, dict[str, Any]]]) -> None:
         parts.append(_PARAM.sub(lambda m, i=i: f"%(w{i}_{m.group(1)})s", sql))
         for name in _PARAM.findall(sql):
             value = params[name]  # every parameter is given: no column default is applied here
-            values[f"w{i}_{name}"] = _json(value) if name in json_names and value is not None else value
-    from psycopg import OperationalError
-    from sqlalchemy import exc as sa_exc
-
+            values[f"w{i}_{name}"] = Json(value) if name in json_names and value is not None else value
     sql = "; ".join(parts)
     try:
         with ClientCursor(driver) as cursor:
@@ -190,12 +189,6 @@ def _client_side_sql(dialect: Any, statement: Any, keys: tuple[str, ...]) -> tup
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     return str(compiled), frozenset(name for name, bind in compiled.binds.items()
                                     if isinstance(bind.type, JSON))
-
-
-def _json(value: Any) -> Any:
-    from psycopg.types.json import Json
-
-    return Json(value)
 
 
 def init_app(app: Flask) -> None:

@@ -363,9 +363,8 @@ def _token_connection(engine: Engine) -> _KeptConnection:
     if kept is not None:
         kept.close()
     kept = _kept.by_engine[engine] = _KeptConnection(engine)
-    if not getattr(engine, "_idp_kept_listener", False):
+    if not event.contains(engine, "engine_disposed", _forget_kept):
         event.listen(engine, "engine_disposed", _forget_kept)
-        engine._idp_kept_listener = True  # type: ignore[attr-defined]
     return kept
 
 

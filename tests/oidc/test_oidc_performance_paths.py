@@ -80,8 +80,6 @@ def test_a_token_written_on_its_own_is_at_once_introspectable_and_revocable_else
     if not app_config.get("redis_url"):
         pytest.skip("the token-alone path is PostgreSQL's")
     from idp.oidc import registration
-    from idp.oidc.models import Client, Token
-    from idp.security.models import AuditEvent
 
     # Real commits on the pool, as in production (not the test's one connection, rolled back).
     test_session, db.session = db.session, db._make_scoped_session({})
@@ -104,13 +102,7 @@ def test_a_token_written_on_its_own_is_at_once_introspectable_and_revocable_else
             here = issuer.test_client().post("/oauth/introspect", data={"token": access}, headers=auth)
             assert here.get_json() == {"active": False}
     finally:
-        with issuer.app_context():
-            db.session.execute(db.delete(Token).where(Token.client_id == "cc3"))
-            db.session.execute(db.delete(Client).where(Client.client_id == "cc3"))
-            db.session.execute(db.delete(AuditEvent).where(AuditEvent.client_id == "cc3"))
-            db.session.commit()
-            db.session.remove()
-            db.engine.dispose()
+        _drop_client(issuer, "cc3")
         with other.app_context():
             db.session.remove()
             db.engine.dispose()
@@ -220,8 +212,6 @@ def test_token_rows_go_on_a_connection_the_worker_keeps_and_a_broken_one_is_repl
     import sqlalchemy as sa
 
     from idp.oidc import registration, services
-    from idp.oidc.models import Client, Token
-    from idp.security.models import AuditEvent
 
     test_session, db.session = db.session, db._make_scoped_session({})  # real commits on the pool
     issuer = create_app(app_config)
@@ -257,11 +247,20 @@ def test_token_rows_go_on_a_connection_the_worker_keeps_and_a_broken_one_is_repl
             db.engine.dispose()
         assert kept.driver.closed and engine not in services._kept.by_engine
     finally:
-        with issuer.app_context():
-            db.session.execute(db.delete(Token).where(Token.client_id == "cc4"))
-            db.session.execute(db.delete(Client).where(Client.client_id == "cc4"))
-            db.session.execute(db.delete(AuditEvent).where(AuditEvent.client_id == "cc4"))
-            db.session.commit()
-            db.session.remove()
-            db.engine.dispose()
+        _drop_client(issuer, "cc4")
         db.session = test_session
+
+
+def _drop_client(app, client_id: str) -> None:
+    """Remove what a test committed for real for ``client_id`` (its tokens, the client, their audit
+    rows) and close the app's connections."""
+    from idp.oidc.models import Client, Token
+    from idp.security.models import AuditEvent
+
+    with app.app_context():
+        db.session.execute(db.delete(Token).where(Token.client_id == client_id))
+        db.session.execute(db.delete(Client).where(Client.client_id == client_id))
+        db.session.execute(db.delete(AuditEvent).where(AuditEvent.client_id == client_id))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
