@@ -393,16 +393,17 @@ class Provider:
         self.redeem(s, urljoin(r.url, r.headers["Location"]), verifier)
 
     def code_login(self, s: Browser, *, approve: bool = False) -> dict[str, Any]:
-        """A new browser: authorize → login page → POST the form → authorize again → code → token.
+        """A new browser: authorize → login page → POST the form → (node: authorize again) → code → token.
         ``approve``: answer a consent page (once per account, before measuring); else one is an error."""
         s.cookies.clear()
         verifier, challenge = pkce()
         r = s.get(self.authorize(challenge), allow_redirects=False, timeout=10)
         assert r.status_code in (302, 303), (r.status_code, r.text[:300])
-        back = self.sign_in(s, urljoin(r.url, r.headers["Location"]))
-        r = s.get(back, allow_redirects=False, timeout=10)
-        assert r.status_code in (302, 303), (back, r.status_code, r.text[:300])
-        location = urljoin(r.url, r.headers["Location"])
+        location = self.sign_in(s, urljoin(r.url, r.headers["Location"]))
+        if not location.startswith(REDIRECT):  # node: back to the authorization; ours: only to ask consent
+            r = s.get(location, allow_redirects=False, timeout=10)
+            assert r.status_code in (302, 303), (location, r.status_code, r.text[:300])
+            location = urljoin(r.url, r.headers["Location"])
         if not location.startswith(REDIRECT):
             assert approve, f"{self.name}: consent asked again for {s.account}: {location}"
             back = self.consent(s, location)

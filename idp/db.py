@@ -48,8 +48,12 @@ class TimestampMixin:
 _WRITES = "idp_uncommitted_writes"
 
 
-def commit() -> None:
-    """Commit this request's (or command's) work: the one place a transaction ends well."""
+def commit(*, keep_loaded: bool = False) -> None:
+    """Commit this request's (or command's) work: the one place a transaction ends well.
+
+    ``keep_loaded``: the objects the session holds are not expired by this commit, for a request
+    that goes on with rows it has just written itself (a sign-in answering the app's authorization
+    request, issue 11): reading them again would cost a statement each and tell nothing new."""
     from idp.extensions import db
 
     if not db.session.registry.has():
@@ -57,7 +61,14 @@ def commit() -> None:
     session = db.session()
     if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
         return  # a session, but nothing began in it
-    session.commit()
+    if not keep_loaded:
+        session.commit()
+        return
+    expiring, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expiring
 
 
 def rollback() -> None:

@@ -85,6 +85,15 @@ def _cache() -> dict[str, Any]:
     return req._idp_sso
 
 
+def carry(outer: Any, inner: Any) -> None:
+    """Let a request object made within this request (``oidc.views.continue_after_sign_in``) see
+    this request's session as it is now: a session just started is not in the cookie it was sent
+    with. The memo is shared, not copied, so a cookie queued by either is the one sent."""
+    if not hasattr(outer, "_idp_sso"):
+        outer._idp_sso = {}
+    inner._idp_sso = outer._idp_sso
+
+
 def queue_is_live(sid: str, batch: Batch) -> None:
     """Is this session still signed in (not logged out, not ended by a password reset or by disabling
     its account)? Asked as part of ``batch``: its result is not None while the session holds."""
@@ -118,6 +127,12 @@ def current_account() -> Any:
         account = get_account(sso.account_id) if sso else None
         cache["account"] = account if account is not None and account.is_active else None
     return cache["account"]
+
+
+def account_in_hand() -> Any:
+    """The current account if this request holds it already (it signed the person in, or asked
+    ``current_account``), else None: whoever needs it can skip reading it again."""
+    return _cache().get("account")
 
 
 def _set_cookie(value: str | None) -> None:

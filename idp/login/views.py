@@ -209,9 +209,10 @@ def login() -> Any:
         needed = accounts.captcha_needed(form.username.data, request.remote_addr, device)
         return _page(_again(form, needed), exc.status, error=exc.message, headers=headers)
     sessions.start_session(account, batch=writes)
-    username = account.username  # read before the commit expires the row (no second SELECT)
-    commit()
-    return _remember_device(make_response(redirect(next_url)), username)
+    commit(keep_loaded=True)  # the account goes on to the authorization below, as it was read
+    go_on = current_app.extensions.get("idp.continue_after_sign_in")  # an authorization request's answer
+    answer = go_on(next_url) if go_on is not None else None
+    return _remember_device(answer if answer is not None else make_response(redirect(next_url)), account.username)
 
 
 @bp.get("/")

@@ -25,7 +25,7 @@ def init_app(app: Flask) -> None:
     from idp.oidc.keys import KeyStore
     from idp.oidc.published import PublishedDocuments
     from idp.oidc.token_endpoint import TokenEndpoint
-    from idp.oidc.views import bp
+    from idp.oidc.views import bp, continue_after_sign_in
 
     settings = app.extensions["idp.settings"]
     # Retired keys stay published while any JWT they signed can still be presented.
@@ -37,6 +37,7 @@ def init_app(app: Flask) -> None:
     from idp.oidc.services import redirect_target_of
 
     app.extensions["idp.redirect_target_of"] = redirect_target_of  # read by the login page's CSP
+    app.extensions["idp.continue_after_sign_in"] = continue_after_sign_in  # the login POST's answer
     logout.init_app(app)
     app.register_blueprint(bp)
     app.cli.add_command(keys_cli)

@@ -467,6 +467,19 @@ def _account_and_consent_statement() -> sa.Select:
         Consent.account_id == account_id_column, Consent.client_id == sa.bindparam("client_id")))
 
 
+def granted_scope(account_id: int, client: Client) -> str | None:
+    """The scope the account granted ``client`` before (None: never), for a request that holds the
+    account already (``account_and_consent`` reads both)."""
+    return db.session.execute(_granted_statement(), {"account_id": account_id, "client_id": client.client_id}).scalar()
+
+
+@functools.cache
+def _granted_statement() -> sa.Select:
+    consent = Consent.__table__.c
+    return sa.select(consent.scope).where(consent.account_id == sa.bindparam("account_id"),
+                                          consent.client_id == sa.bindparam("client_id"))
+
+
 def needs_consent(client: Client, scope: str, granted: str | None) -> bool:
     """Ask unless the client skips consent or every requested scope was granted before (``granted``:
     the consent's scope as ``account_and_consent`` read it)."""
