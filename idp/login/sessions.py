@@ -272,9 +272,16 @@ def bind_form_session() -> None:
 
 
 def mark_form_session(resp: Response) -> Response:
-    """After a page minted a form secret: record which SSO session it belongs to."""
-    if "csrf_token" in session and _BINDING_KEY not in session:
-        session[_BINDING_KEY] = _binding(current_session())
+    """After a page minted a form secret: record which SSO session it belongs to. Also when the form
+    session named another one already: a sign-in leaves the form session bound to its SSO session
+    without a secret, and when that SSO session ends by expiring in the store, not by a logout, the
+    next login page mints a secret under no session (a secret present at the start of this request
+    was checked then, ``bind_form_session``). Recording the old binding instead made that page's
+    form fail its CSRF check once."""
+    if "csrf_token" in session:
+        binding = _binding(current_session())
+        if session.get(_BINDING_KEY) != binding:
+            session[_BINDING_KEY] = binding
     return resp
 
 

@@ -33,3 +33,14 @@ def test_the_form_session_is_renewed_at_sign_in_and_sign_out(client, student) ->
     assert stale.status_code == 400
     fresh = client.post("/logout", data={"csrf_token": csrf_token(client, "/logout")})
     assert fresh.status_code == 200 and "您已登出" in fresh.get_data(as_text=True)
+
+
+def test_after_a_session_expires_the_login_page_works_at_the_first_try(app, client, student) -> None:
+    """R-N3: a browser left open past the SSO session's lifetime (the store forgot it; the cookies stayed) gets
+    a login page whose form is accepted, not refused once as expired."""
+    assert login(client, "student1", PASSWORD).status_code == 302
+    app.extensions["idp.store"].delete(f"sso:{client.get_cookie('idp_sso').value}")  # expired in the store
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    resp = client.post("/login", data={"username": "student1", "password": PASSWORD, "csrf_token": token})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
