@@ -3,13 +3,19 @@ and the transaction edge every view and command uses."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import os
 import re
-from typing import Any
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import DateTime, Engine, MetaData, event, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 NAMING_CONVENTION = {
@@ -19,6 +25,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+_T = TypeVar("_T")
+_M = TypeVar("_M")
 
 
 class Base(DeclarativeBase):
@@ -171,24 +181,31 @@ def write_together(writes: list[tuple[Any, dict[str, Any]]]) -> None:
         return
     from psycopg import ClientCursor, OperationalError
     from psycopg.pq import TransactionStatus
-    from psycopg.types.json import Json
     from sqlalchemy import exc as sa_exc
 
-    parts, values = [], {}
-    if driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE:
-        parts.append("BEGIN")  # the deferred BEGIN (``defer_begin``), in the same round trip
-    for i, (statement, params) in enumerate(writes):
-        sql, json_names = _client_side_sql(connection.dialect, statement, tuple(params))
-        parts.append(_PARAM.sub(lambda m, i=i: f"%(w{i}_{m.group(1)})s", sql))
-        for name in _PARAM.findall(sql):
-            value = params[name]  # every parameter is given: no column default is applied here
-            values[f"w{i}_{name}"] = Json(value) if name in json_names and value is not None else value
-    sql = "; ".join(parts)
+    begin = driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE
+    sql, values = _one_query(connection.dialect, writes)
+    if begin:
+        sql = "BEGIN; " + sql  # the deferred BEGIN (``defer_begin``), in the same round trip
     try:
         with ClientCursor(driver) as cursor:
             cursor.execute(sql, values)
     except OperationalError as exc:  # as SQLAlchemy reports it: the app's handler answers 503
         raise sa_exc.OperationalError(sql, None, exc) from exc
+
+
+def _one_query(dialect: Any, writes: list[tuple[Any, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """The statements as one query for a ``ClientCursor``: each one's parameters renamed apart."""
+    from psycopg.types.json import Json
+
+    parts, values = [], {}
+    for i, (statement, params) in enumerate(writes):
+        sql, json_names = _client_side_sql(dialect, statement, tuple(params))
+        parts.append(_PARAM.sub(lambda m, i=i: f"%(w{i}_{m.group(1)})s", sql))
+        for name in _PARAM.findall(sql):
+            value = params[name]  # every parameter is given: no column default is applied here
+            values[f"w{i}_{name}"] = Json(value) if name in json_names and value is not None else value
+    return "; ".join(parts), values
 
 
 @functools.lru_cache(maxsize=64)
@@ -200,6 +217,170 @@ def _client_side_sql(dialect: Any, statement: Any, keys: tuple[str, ...]) -> tup
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     return str(compiled), frozenset(name for name, bind in compiled.binds.items()
                                     if isinstance(bind.type, JSON))
+
+
+# -- statements that stand alone (PostgreSQL) -----------------------------------------------------
+# Some statements are the request's only business with the database, or stand apart from the rest of
+# it: a token row (a code or client_credentials grant writes nothing else), a sign-in's read of its
+# account and, once the password is right, its ``last_login_at`` and audit row, an authorization's
+# read of a consent. Taking a pooled connection for one of them and giving it back (the pool's
+# check-out, its reset on return, the autocommit switch), SQLAlchemy's execution machinery and a
+# separate COMMIT cost more CPU than the statement (issue 11). So each thread keeps one connection
+# of its own for them, taken from the pool once and detached from it, in autocommit: one more
+# connection per worker thread than the pool's size, always idle between statements (it holds no
+# snapshot and no lock), replaced after ``KEPT_LIFETIME`` like the pool's (``pool_recycle``) and
+# after any failure, never shared with a forked child, closed when its engine is disposed or
+# collected. A failure there is SQLAlchemy's ``OperationalError``, as from the pool: a 503.
+#
+# Only on PostgreSQL through psycopg, with sessions made on the pool. Elsewhere (SQLite; a test's
+# session bound to one connection inside an outer transaction, whose rows another connection could
+# not see) the same calls go through the session, in the request's transaction.
+KEPT_LIFETIME = 3600.0
+
+
+class _KeptConnection:
+    def __init__(self, engine: Engine) -> None:
+        self.fairy = engine.raw_connection()
+        self.driver = self.fairy.driver_connection
+        self.fairy.detach()  # ours now: outside the pool's count, closed by us
+        self.driver.autocommit = True
+        self.pid, self.born = os.getpid(), time.monotonic()
+        self._finalizer = weakref.finalize(engine, _close_quietly, self.fairy)
+
+    def usable(self) -> bool:
+        return (self.pid == os.getpid() and not self.driver.closed
+                and time.monotonic() - self.born < KEPT_LIFETIME)
+
+    def close(self) -> None:
+        if self.pid == os.getpid():  # a forked child must not end its parent's session
+            self._finalizer()
+        else:
+            self._finalizer.detach()
+
+
+def _close_quietly(fairy: Any) -> None:
+    with contextlib.suppress(Exception):  # already broken: nothing to end
+        fairy.close()
+
+
+class _Kept(threading.local):
+    def __init__(self) -> None:
+        self.by_engine: weakref.WeakKeyDictionary[Engine, _KeptConnection] = weakref.WeakKeyDictionary()
+
+
+_kept = _Kept()
+
+
+def _kept_connection(engine: Engine) -> _KeptConnection:
+    kept = _kept.by_engine.get(engine)
+    if kept is not None and kept.usable():
+        return kept
+    if kept is not None:
+        kept.close()
+    kept = _kept.by_engine[engine] = _KeptConnection(engine)
+    if not event.contains(engine, "engine_disposed", _forget_kept):
+        event.listen(engine, "engine_disposed", _forget_kept)
+    return kept
+
+
+def kept_connection(engine: Engine) -> Any:
+    """This thread's kept connection to ``engine`` (its driver's), if it has one: for tests and
+    diagnostics."""
+    kept = _kept.by_engine.get(engine)
+    return kept.driver if kept is not None else None
+
+
+def _forget_kept(engine: Engine) -> None:
+    """The engine's connections were closed (``dispose``): this thread's kept one goes with them."""
+    kept = _kept.by_engine.pop(engine, None)
+    if kept is not None:
+        kept.close()
+
+
+def alone_engine() -> Engine | None:
+    """The engine statements may stand alone on (see above), or None: through the session. Asked of
+    the session factory, so a request that needs no session does not make one."""
+    from idp.extensions import db
+
+    bind = db.session.session_factory.kw.get("bind") or db.engine
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and bind.dialect.driver == "psycopg":
+        return bind
+    return None
+
+
+def run_alone(engine: Engine, sql: str, work: Callable[[Any], _T]) -> _T:
+    """``work(driver connection)`` on this thread's kept connection; a connection that failed is
+    never used again, and the error goes to the app's handlers as SQLAlchemy's."""
+    import psycopg
+    from sqlalchemy import exc as sa_exc
+
+    kept = None
+    try:
+        kept = _kept_connection(engine)  # a new one may fail to connect: the same 503
+        return work(kept.driver)
+    except BaseException as exc:
+        if kept is not None:
+            _kept.by_engine.pop(engine, None)
+            kept.close()
+        if isinstance(exc, psycopg.OperationalError):  # as SQLAlchemy reports it: the 503 handler's
+            raise sa_exc.OperationalError(sql, None, exc) from exc
+        raise
+
+
+def read_alone(statement: Any, params: dict[str, Any]) -> Any:
+    """The first row of a Core SELECT (None: no row), read on its own: under READ COMMITTED a
+    statement sees what it would see inside the request's transaction, so a read made before that
+    transaction wrote anything needs none. After the request wrote something it has not committed,
+    or where statements cannot stand alone, through the session (which sees those writes)."""
+    from idp.extensions import db
+
+    engine = alone_engine()
+    if engine is None or (db.session.registry.has() and db.session().in_transaction()
+                          and uncommitted_writes(db.session())):
+        return db.session.execute(statement, params).first()
+    sql = _driver_sql(engine.dialect, statement, tuple(params))
+    return run_alone(engine, sql, lambda driver: driver.execute(sql, params).fetchone())
+
+
+def write_alone(writes: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Core writes (no RETURNING) that belong together and to nothing else the request does: on
+    PostgreSQL one query on the kept connection, run by the server as one implicit transaction (all
+    or nothing) and committed when this returns, whatever the request does next; elsewhere in the
+    request's transaction (``write_together``), committed with it."""
+    engine = alone_engine()
+    if engine is None:
+        write_together(writes)
+        return
+    from psycopg import ClientCursor
+
+    sql, values = _one_query(engine.dialect, writes)
+    run_alone(engine, sql, lambda driver: ClientCursor(driver).execute(sql, values).close())
+
+
+def adopt(model: type[_M], values: dict[str, Any]) -> _M:
+    """The ORM object for a row read outside the session (``read_alone``), as the session would have
+    loaded it: in its identity map (or the object already there, if this request loaded the row
+    before), nothing marked changed, so it can be used, changed and committed like any other."""
+    from sqlalchemy import inspect
+    from sqlalchemy.orm import make_transient_to_detached
+
+    from idp.extensions import db
+
+    session = db.session()
+    mapper = inspect(model)
+    key = mapper.identity_key_from_primary_key([values[column.key] for column in mapper.primary_key])
+    existing = session.identity_map.get(key)
+    if existing is not None:
+        return existing
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_sql(dialect: Any, statement: Any, keys: tuple[str, ...]) -> str:
+    return _client_side_sql(dialect, statement, keys)[0]
 
 
 def init_app(app: Flask) -> None:

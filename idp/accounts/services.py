@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from idp.accounts import passwords
 from idp.accounts.models import DISABLED_INACTIVE, DISABLED_REASONS, Account, UsedUsername
-from idp.db import write_together
+from idp.db import adopt, read_alone, write_alone
 from idp.errors import IdpError, InvalidField, RateLimited
 from idp.extensions import db, settings
 from idp.security import audit, devices, ratelimit
@@ -153,23 +153,30 @@ def get_account_by_username(username: str) -> Account | None:
 
 
 @functools.cache
-def _sign_in_statement() -> sa.Select:
-    """Made once (see ``account_with_statement``). The person table is named, not imported:
+def _sign_in_statement() -> tuple[sa.Select, tuple[str, ...]]:
+    """Made once (see ``account_with_statement``): the account's columns, then whether a person
+    stands behind it; and the attribute each column is. The person table is named, not imported:
     accounts sits below identity."""
     person = db.metadata.tables["person"]
-    known = sa.exists().where(person.c.account_id == Account.id)
-    return sa.select(Account, known).where(Account.username == sa.bindparam("name"))
+    attributes = sa.inspect(Account).column_attrs
+    known = sa.exists().where(person.c.account_id == Account.__table__.c.id)
+    statement = sa.select(*(a.columns[0] for a in attributes), known).where(
+        Account.__table__.c.username == sa.bindparam("name"))
+    return statement, tuple(a.key for a in attributes)
 
 
 def _account_for_sign_in(name: str) -> Account | None:
     """The account a password sign-in is for, read together with whether a trusted source knows
     its person (``identity_known``, which the new session's assurance level depends on,
-    ``identity.assurance.acr_for``): one statement where there were two."""
-    row = db.session.execute(_sign_in_statement(), {"name": name}).first()
+    ``identity.assurance.acr_for``): one statement where there were two, on its own
+    (``read_alone``: no pool check-out, no ORM query; issue 11), the object then given to the
+    session as if it had loaded it."""
+    statement, keys = _sign_in_statement()
+    row = read_alone(statement, {"name": name})
     if row is None:
         return None
-    account, linked = row
-    account.identity_known = bool(linked)  # not a column: this load's answer, for this request
+    account = adopt(Account, dict(zip(keys, row, strict=False)))
+    account.identity_known = bool(row[-1])  # not a column: this load's answer, for this request
     return account
 
 
@@ -389,12 +396,14 @@ def authenticate(username: str, password: str, ip: str | None, device_cookie: st
 
 def _signed_in_now(account: Account, typed: str) -> None:
     """``last_login_at`` (and ``updated_at``) written by one UPDATE of those two columns, and the
-    sign-in's audit row, in the request's transaction and one round trip (``write_together``):
-    through the unit of work, or as statements of their own, they cost more than the sign-in's
-    other SQL together (issue 11). The loaded object gets the same values, not marked changed."""
+    sign-in's audit row, in one round trip: through the unit of work, or as statements of their
+    own, they cost more than the sign-in's other SQL together (issue 11). On PostgreSQL they are
+    committed together, on their own (``write_alone``), once the password proved right: what comes
+    after (the session in the store) failing leaves a true record of the sign-in. The loaded
+    object gets the same values, not marked changed."""
     now = dt.datetime.now(dt.UTC)
-    write_together([(_SIGNED_IN_NOW, {"account_id": account.id, "at": now}),
-                    audit.row(audit.LOGIN_SUCCESS, actor=typed, account_id=account.id)])
+    write_alone([(_SIGNED_IN_NOW, {"account_id": account.id, "at": now}),
+                 audit.row(audit.LOGIN_SUCCESS, actor=typed, account_id=account.id)])
     set_committed_value(account, "last_login_at", now)
     set_committed_value(account, "updated_at", now)
 

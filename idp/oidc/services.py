@@ -12,14 +12,11 @@ shares a ``family_id`` with all its refreshes, so a replayed code or a reused re
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
 import secrets
-import threading
 import time
-import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +24,7 @@ from flask import current_app, has_app_context, has_request_context, request
 from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
+from idp.db import alone_engine, read_alone, run_alone
 from idp.extensions import db, settings, store
 from idp.oidc.models import Client, Consent, Token
 from idp.security import audit
@@ -251,12 +249,13 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
     """Store the hashes of a new token pair (every sign-in, refresh and client_credentials grant).
 
     ``alone``: the row is the request's only write (a code or client_credentials grant), so on
-    PostgreSQL it is written by itself, one INSERT in autocommit on a pooled connection of its own:
-    one round trip instead of three (BEGIN, INSERT, COMMIT), and none of the session's machinery,
-    which together were half of a client_credentials request's CPU (issue 11). It is durable when
-    the answer leaves, like a committed transaction; if the request failed after it, the row is a
-    token nobody holds. Otherwise (a refresh, which also marks its predecessor used) it joins the
-    request's transaction, committed at the request's one edge.
+    PostgreSQL it is written by itself, one INSERT in autocommit on the connection the thread keeps
+    for statements that stand alone (``idp.db.run_alone``): one round trip instead of three
+    (BEGIN, INSERT, COMMIT), and none of the session's machinery, which together were half of a
+    client_credentials request's CPU (issue 11). It is durable when the answer leaves, like a
+    committed transaction; if the request failed after it, the row is a token nobody holds.
+    Otherwise (a refresh, which also marks its predecessor used) it joins the request's
+    transaction, committed at the request's one edge.
     """
     now = int(time.time())
     refresh = token.get("refresh_token")
@@ -276,11 +275,9 @@ def save_token(token: dict[str, Any], client: Client, account_id: int | None, fa
         refresh_revoked=False,
         refresh_used=False,
     )
-    # The engine, unless sessions are made bound to something else (a test's one connection):
-    # asked of the session factory, so a request that needs no session does not make one.
-    bind = db.session.session_factory.kw.get("bind") or db.engine
-    if alone and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
-        _insert_token_alone(bind, row)
+    engine = alone_engine() if alone else None
+    if engine is not None:
+        _insert_token_alone(engine, row)
     else:
         db.session.execute(Token.__table__.insert(), row)  # Core + bound parameters: a cached statement
 
@@ -293,86 +290,11 @@ def _insert_token_sql(dialect: Any, columns: tuple[str, ...]) -> str:
 
 def _insert_token_alone(engine: Engine, row: dict[str, Any]) -> None:
     """One autocommit INSERT through the driver (psycopg), on the connection this thread keeps for
-    token rows (``_token_connection``). (Only when the session works on the pool: a test's session
-    bound to one connection inside an outer transaction writes through the session, whose rows
-    another connection could not see.) A connection that failed is never used again; the error
-    goes to the app's handlers (a database outage is a 503), as it would from the pool."""
-    import psycopg
-
+    statements that stand alone (``idp.db.run_alone``). (Only when the session works on the pool: a
+    test's session bound to one connection inside an outer transaction writes through the session,
+    whose rows another connection could not see.)"""
     sql = _insert_token_sql(engine.dialect, tuple(row))
-    kept = _token_connection(engine)
-    try:
-        kept.driver.execute(sql, row)
-    except BaseException as exc:
-        _kept.by_engine.pop(engine, None)
-        kept.close()
-        if isinstance(exc, psycopg.OperationalError):  # as SQLAlchemy reports it: the 503 handler's
-            raise sa.exc.OperationalError(sql, None, exc) from exc
-        raise
-
-
-# -- the connection a thread keeps for token rows --------------------------------------------------
-# A token row is written alone, in autocommit, on PostgreSQL. Taking a pooled connection for it and
-# giving it back (the pool's check-out, its reset on return, psycopg's autocommit switched on and
-# back) was a tenth of a client_credentials grant's CPU in process (issue 11: 0.62 → 0.57 ms, 11 of
-# 12 alternated blocks). So each thread that writes token rows keeps one connection of its own for
-# them, taken from the pool once and detached from it: one more connection per worker thread than
-# the pool's size, always idle between statements (autocommit: it holds no snapshot and no lock),
-# replaced after ``KEPT_LIFETIME`` like the pool's (``pool_recycle``), never shared with a forked
-# child, closed when its engine is disposed or collected.
-KEPT_LIFETIME = 3600.0
-
-
-class _KeptConnection:
-    def __init__(self, engine: Engine) -> None:
-        self.fairy = engine.raw_connection()
-        self.driver = self.fairy.driver_connection
-        self.fairy.detach()  # ours now: outside the pool's count, closed by us
-        self.driver.autocommit = True
-        self.pid, self.born = os.getpid(), time.monotonic()
-        self._finalizer = weakref.finalize(engine, _close_quietly, self.fairy)
-
-    def usable(self) -> bool:
-        return (self.pid == os.getpid() and not self.driver.closed
-                and time.monotonic() - self.born < KEPT_LIFETIME)
-
-    def close(self) -> None:
-        if self.pid == os.getpid():  # a forked child must not end its parent's session
-            self._finalizer()
-        else:
-            self._finalizer.detach()
-
-
-def _close_quietly(fairy: Any) -> None:
-    with contextlib.suppress(Exception):  # already broken: nothing to end
-        fairy.close()
-
-
-class _Kept(threading.local):
-    def __init__(self) -> None:
-        self.by_engine: weakref.WeakKeyDictionary[Engine, _KeptConnection] = weakref.WeakKeyDictionary()
-
-
-_kept = _Kept()
-
-
-def _token_connection(engine: Engine) -> _KeptConnection:
-    kept = _kept.by_engine.get(engine)
-    if kept is not None and kept.usable():
-        return kept
-    if kept is not None:
-        kept.close()
-    kept = _kept.by_engine[engine] = _KeptConnection(engine)
-    if not event.contains(engine, "engine_disposed", _forget_kept):
-        event.listen(engine, "engine_disposed", _forget_kept)
-    return kept
-
-
-def _forget_kept(engine: Engine) -> None:
-    """The engine's connections were closed (``dispose``): this thread's kept one goes with them."""
-    kept = _kept.by_engine.pop(engine, None)
-    if kept is not None:
-        kept.close()
+    run_alone(engine, sql, lambda driver: driver.execute(sql, row))
 
 
 def find_token(value: str, hint: str | None = None) -> Token | None:
@@ -470,7 +392,8 @@ def _account_and_consent_statement() -> sa.Select:
 def granted_scope(account_id: int, client: Client) -> str | None:
     """The scope the account granted ``client`` before (None: never), for a request that holds the
     account already (``account_and_consent`` reads both)."""
-    return db.session.execute(_granted_statement(), {"account_id": account_id, "client_id": client.client_id}).scalar()
+    row = read_alone(_granted_statement(), {"account_id": account_id, "client_id": client.client_id})
+    return row[0] if row is not None else None
 
 
 @functools.cache

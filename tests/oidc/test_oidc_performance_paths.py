@@ -9,6 +9,7 @@ import pytest
 from oidc_helpers import basic
 
 from idp import create_app
+from idp.db import kept_connection
 from idp.extensions import db
 
 
@@ -211,7 +212,7 @@ def test_token_rows_go_on_a_connection_the_worker_keeps_and_a_broken_one_is_repl
         pytest.skip("the token-alone path is PostgreSQL's")
     import sqlalchemy as sa
 
-    from idp.oidc import registration, services
+    from idp.oidc import registration
 
     test_session, db.session = db.session, db._make_scoped_session({})  # real commits on the pool
     issuer = create_app(app_config)
@@ -225,8 +226,8 @@ def test_token_rows_go_on_a_connection_the_worker_keeps_and_a_broken_one_is_repl
 
         def grant() -> tuple[int, dict, int | None]:
             resp = client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=basic("cc4", secret))
-            kept = services._kept.by_engine.get(engine)
-            return resp.status_code, dict(resp.headers), kept.driver.info.backend_pid if kept else None
+            kept = kept_connection(engine)
+            return resp.status_code, dict(resp.headers), kept.info.backend_pid if kept else None
 
         status, _, first = grant()
         assert status == 200 and first is not None
@@ -242,10 +243,10 @@ def test_token_rows_go_on_a_connection_the_worker_keeps_and_a_broken_one_is_repl
         assert status == 503 and headers.get("Retry-After")
         status, _, replaced = grant()
         assert status == 200 and replaced not in (None, first)
-        kept = services._kept.by_engine[engine]
+        kept = kept_connection(engine)
         with issuer.app_context():
             db.engine.dispose()
-        assert kept.driver.closed and engine not in services._kept.by_engine
+        assert kept.closed and kept_connection(engine) is None
     finally:
         _drop_client(issuer, "cc4")
         db.session = test_session
@@ -264,3 +265,74 @@ def _drop_client(app, client_id: str) -> None:
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_sign_in_reads_and_records_on_the_kept_connection_and_goes_on_to_the_app(app, app_config) -> None:
+    """Issue 11, R-C5, R-N3: with sessions on the pool, a password sign-in reads its account, records
+    ``last_login_at`` with its audit row (committed together, at once) and reads the app's consent on the
+    connection the thread keeps, none of it through SQLAlchemy's engine, and answers with the app's code.
+    When that connection breaks, the sign-in is a 503 page, not a 500, and the next one works."""
+    if not app_config.get("redis_url"):
+        pytest.skip("statements stand alone on PostgreSQL only")
+    import re
+    from urllib.parse import urlsplit
+
+    import sqlalchemy as sa
+    from helpers import PASSWORD, csrf_from
+    from oidc_helpers import REDIRECT, authorize_params
+
+    from idp.accounts import services as accounts
+    from idp.accounts.models import Account, UsedUsername
+    from idp.oidc import registration
+    from idp.oidc.models import Client
+    from idp.security.models import AuditEvent
+
+    test_session, db.session = db.session, db._make_scoped_session({})  # real commits on the pool
+    issuer = create_app(app_config)
+    try:
+        with issuer.app_context():
+            registration.create_client({"name": "Kept", "redirect_uris": [REDIRECT], "skip_consent": True,
+                                        "scope": "openid profile"}, "op1", client_id="kept1")
+            accounts.create_account("kept.pupil", PASSWORD, name="王小明", actor="test")
+            db.session.commit()
+            engine = db.engine
+            rp = db.session.get(Client, db.session.execute(sa.select(Client.id).filter_by(client_id="kept1")).scalar())
+            params, _ = authorize_params(rp, scope="openid profile")
+            db.session.remove()
+        seen: list[str] = []
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+
+        def sign_in() -> object:  # from a new browser
+            browser = issuer.test_client()
+            to_login = browser.get("/oauth/authorize", query_string=params)
+            login = urlsplit(to_login.headers["Location"])
+            page = browser.get(f"{login.path}?{login.query}").get_data(as_text=True)
+            seen.clear()
+            return browser.post(f"{login.path}?{login.query}", data={
+                "username": "kept.pupil", "password": PASSWORD, "csrf_token": csrf_from(page)})
+
+        resp = sign_in()
+        assert resp.status_code == 302 and resp.headers["Location"].startswith(REDIRECT + "?code="), resp.headers
+        assert not [s for s in seen if re.search(r"\b(account|consent)\b", s)], seen  # none through the engine
+        with engine.connect() as other:  # committed, as another process sees it
+            last = other.execute(sa.select(Account.last_login_at).filter_by(username="kept.pupil")).scalar()
+            events = other.execute(sa.select(AuditEvent.event).filter_by(actor="kept.pupil")).scalars().all()
+        assert last is not None and "login.success" in events
+        pid = kept_connection(engine).info.backend_pid
+        with engine.connect() as conn:  # the server ends that session (a restart, a failover)
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            conn.commit()
+        time.sleep(0.2)
+        broken = sign_in()
+        assert broken.status_code == 503, broken.get_data(as_text=True)[:3000]
+        again = sign_in()
+        assert again.status_code == 302 and again.headers["Location"].startswith(REDIRECT + "?code=")
+        assert kept_connection(engine).info.backend_pid != pid
+    finally:
+        with issuer.app_context():
+            db.session.execute(db.delete(AuditEvent).where(AuditEvent.actor == "kept.pupil"))
+            db.session.execute(db.delete(UsedUsername).where(UsedUsername.username == "kept.pupil"))
+            db.session.execute(db.delete(Account).where(Account.username == "kept.pupil"))
+            db.session.commit()
+        _drop_client(issuer, "kept1")
+        db.session = test_session
