@@ -398,11 +398,14 @@ def granian_server(target: str, *, host: str, port: int, workers: int, header_ti
     header time-out in milliseconds, room for many slow connections, failed workers respawned.
     """
     from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
 
     _raise_open_files_limit(workers * CONNECTIONS_PER_WORKER + 1024)
+    # uvloop's event loop: the adapter awaits each request's body and sends its answer on it, and
+    # under asyncio's own loop that cost a client_credentials grant 15 % more server CPU (issue 11).
     return Granian(target, address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=factory,
+                   loop=Loops.uvloop,
                    http=HTTPModes.http1, websockets=False, backlog=2048, backpressure=CONNECTIONS_PER_WORKER,
                    http1_settings=HTTP1Settings(header_read_timeout=max(1, int(header_timeout * 1000))),
                    log_access=access_log, log_access_format=ACCESS_LOG_FORMAT, log_dictconfig=LOG_CONFIG,
