@@ -162,19 +162,22 @@ def _set_cookie(value: str | None) -> None:
 
 
 def create(account_id: int, auth_time: int | None = None, *, amr: list[str] | None = None,
-           acr: str = assurance.ACR_MEMBER, batch: Batch | None = None) -> SsoSession:
+           acr: str = assurance.ACR_MEMBER, batch: Batch | None = None, send: bool = True) -> SsoSession:
     """Write a new session record (no cookie): the one place a session comes into being. With
-    ``batch``, together with what it holds already (one round trip)."""
+    ``batch``, together with what it holds already (one round trip); ``send=False`` leaves sending
+    it to the caller."""
     sso = SsoSession(sid=secrets.token_urlsafe(32), account_id=account_id,
                      auth_time=auth_time or int(time.time()), amr=amr or [assurance.AMR_PASSWORD], acr=acr)
     lifetime = settings().sso_session_lifetime
-    (batch or store().batch()).set_json(_key(sso.sid), asdict(sso), lifetime).sadd(
-        _account_key(account_id), sso.sid, lifetime).execute()
+    batch = (batch or store().batch()).set_json(_key(sso.sid), asdict(sso), lifetime).sadd(
+        _account_key(account_id), sso.sid, lifetime)
+    if send:
+        batch.execute()
     return sso
 
 
 def start_session(account: Any, amr: list[str] | None = None, acr: str | None = None, *,
-                  batch: Batch | None = None) -> SsoSession:
+                  batch: Batch | None = None, send: bool = True) -> SsoSession:
     """Sign ``account`` in: a new session id every time, replacing any session this browser had.
     The assurance level is decided now (``identity.assurance``) and kept with the session.
 
@@ -186,12 +189,29 @@ def start_session(account: Any, amr: list[str] | None = None, acr: str | None = 
     previous = current_session()
     if previous is not None:
         end_session(previous.sid)
-    sso = create(account.id, amr=amr, acr=acr or assurance.acr_for(account), batch=batch)
+    sso = create(account.id, amr=amr, acr=acr or assurance.acr_for(account), batch=batch, send=send)
+    if not send:  # the caller sends it; what else this request writes to the store may join it
+        _cache()["unsent"] = batch
     _cache()["sso"] = sso
     _cache()["account"] = account if account.is_active else None
     _set_cookie(sso.sid)
     _renew_form_session(sso)
     return sso
+
+
+def unsent_writes() -> Batch | None:
+    """The store writes of a session started in this request and not sent yet
+    (``start_session(send=False)``): whatever the request writes next may go with them, in the same
+    round trip (an authorization answered by the login POST: its code, issue 11). Whoever started
+    the session sends them; None when there are none."""
+    return _cache().get("unsent") if has_request_context() else None
+
+
+def send_unsent() -> None:
+    """Send what ``start_session(send=False)`` left, with whatever joined it."""
+    batch = _cache().pop("unsent", None)
+    if batch is not None:
+        batch.execute()
 
 
 def add_client(sid: str, client_id: str, batch: Batch | None = None) -> None:

@@ -208,10 +208,13 @@ def login() -> Any:
         headers = {"Retry-After": str(exc.data["retry_after"])} if "retry_after" in exc.data else {}
         needed = accounts.captcha_needed(form.username.data, request.remote_addr, device)
         return _page(_again(form, needed), exc.status, error=exc.message, headers=headers)
-    sessions.start_session(account, batch=writes)
+    # The new session, the throttles forgotten and, when the authorization is answered below, its
+    # code: one round trip to the store, sent once the sign-in's own rows are committed.
+    sessions.start_session(account, batch=writes, send=False)
     commit(keep_loaded=True)  # the account goes on to the authorization below, as it was read
     go_on = current_app.extensions.get("idp.continue_after_sign_in")  # an authorization request's answer
     answer = go_on(next_url) if go_on is not None else None
+    sessions.send_unsent()
     return _remember_device(answer if answer is not None else make_response(redirect(next_url)), account.username)
 
 

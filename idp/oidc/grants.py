@@ -124,9 +124,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # The code and the session's list of apps that got one (for logout): one round trip.
         from idp.login import sessions
 
-        batch = store().batch()
+        unsent = sessions.unsent_writes()  # a sign-in of this request: its session's writes, sent by the login
+        batch = unsent if unsent is not None else store().batch()
         sessions.add_client(sso.sid, request.client.client_id, batch)
-        services.save_code(code, data, batch)
+        services.save_code(code, data, batch, send=unsent is None)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         """Read, not take: a code presented by another client, or with a wrong redirect URI or

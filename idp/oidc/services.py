@@ -189,7 +189,7 @@ def _clients_committed(session: Session) -> None:
 
 
 # -- authorization codes ---------------------------------------------------------------------
-def save_code(code: str, data: dict[str, Any], batch: Batch | None = None) -> None:
+def save_code(code: str, data: dict[str, Any], batch: Batch | None = None, *, send: bool = True) -> None:
     """Store the code and its family marker (for replay detection) in one round trip, with whatever
     else ``batch`` holds (the session's list of apps). The nonce travels inside the code's data only:
     it is bound into the ID token, never checked for repeats (R-O4)."""
@@ -200,7 +200,8 @@ def save_code(code: str, data: dict[str, Any], batch: Batch | None = None) -> No
     batch.set_json(CODE_KEY + key, data, lifetime)
     # Outlives the code: a code presented again after its redemption names the family to revoke.
     batch.set(CODE_FAMILY_KEY + key, data["family_id"], lifetime * 5)
-    batch.execute()
+    if send:  # else the caller's batch, sent by the caller
+        batch.execute()
 
 
 def peek_code(code: str) -> dict[str, Any] | None:

@@ -129,3 +129,30 @@ def test_a_sign_in_for_a_page_of_ours_goes_there(client, account) -> None:
     resp = client.post("/login?next=/account/apps", data={"username": "student1", "password": PASSWORD,
                                                           "csrf_token": token})
     assert resp.status_code == 302 and resp.headers["Location"] == "/account/apps"
+
+
+def test_the_new_session_and_the_code_reach_the_store_in_one_round_trip(client, account, rp, monkeypatch) -> None:
+    """Issue 11: the login POST that answers the app writes its session, the throttles it clears and the app's code
+    together, in one batch sent once the sign-in is recorded."""
+    from idp.store import Batch
+
+    rp.skip_consent = True
+    db.session.commit()
+    _params, _verifier, login_page = _to_login(client, rp)
+    page = client.get(login_page)
+    written: list[list[str]] = []  # the keys each batch sent writes
+
+    def counting(execute):
+        def counted(self):
+            written.append([str(args[0]) for name, args, _ in self._ops if name in ("set", "sadd")])
+            return execute(self)
+        return counted
+
+    for cls in (Batch, *Batch.__subclasses__()):  # the in-process store's and Redis's
+        monkeypatch.setattr(cls, "execute", counting(cls.execute))
+    resp = client.post(login_page, data={"username": "student1", "password": PASSWORD,
+                                         "csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert resp.headers["Location"].startswith(REDIRECT + "?code=")
+    writing = [keys for keys in written if keys]
+    assert len(writing) == 1, writing
+    assert any(k.startswith("sso:") for k in writing[0]) and any(k.startswith("oidc:code:") for k in writing[0])
