@@ -133,10 +133,14 @@ class Inside:
     def flow(self) -> None:
         po, bench, jar = self.po, self.bench, {}
         verifier, challenge = po.pkce()
-        status, h, _ = self.call("1", "GET", po.authorize_url(challenge), jar=jar)
-        login = urlsplit(h["location"][0])
-        login_url = f"{login.path}?{login.query}"
-        status, h, page = self.call("2", "GET", login_url, jar=jar)
+        status, h, page = self.call("1", "GET", po.authorize_url(challenge), jar=jar)
+        if status == 200:  # the authorization request answers with the login page itself (issue 11)
+            login_url = re.search(rb'<form[^>]*method="post"[^>]*action="([^"]+)"', page).group(1).decode()
+            login_url = login_url.replace("&amp;", "&")
+        else:
+            login = urlsplit(h["location"][0])
+            login_url = f"{login.path}?{login.query}"
+            status, h, page = self.call("2", "GET", login_url, jar=jar)
         token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page).group(1).decode()
         form = urlencode({"csrf_token": token, "username": "benchuser0", "password": bench.PASSWORD}).encode()
         status, h, _ = self.call("3", "POST", login_url, form, jar=jar)

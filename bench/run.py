@@ -338,9 +338,10 @@ class PostForm(html.parser.HTMLParser):
             self._in, self._done = False, True
 
 
-def post_form(s: requests.Session, page_url: str, fields: dict[str, str]) -> str:
-    """GET a page, POST its form (hidden fields + ``fields``) as a browser would, return the redirect."""
-    page = s.get(page_url, timeout=10)
+def post_form(s: requests.Session, page_url: str, fields: dict[str, str], page: Any = None) -> str:
+    """GET a page (unless ``page`` is its answer already), POST its form (hidden fields + ``fields``)
+    as a browser would, return the redirect."""
+    page = page if page is not None else s.get(page_url, timeout=10)
     assert page.status_code == 200, (page_url, page.status_code, page.text[:300])
     form = PostForm()
     form.feed(page.text)
@@ -363,8 +364,9 @@ class Provider:
         self.token_url: str = meta["token_endpoint"]
         self.jwks_url: str = meta["jwks_uri"]
 
-    def sign_in(self, browser: Browser, login_url: str) -> str:
-        """From the login page the authorize request redirected to, back to where it continues."""
+    def sign_in(self, browser: Browser, login_url: str, page: Any = None) -> str:
+        """From the login page the authorize request redirected to (or answered with: ``page``),
+        back to where it continues."""
         raise NotImplementedError
 
     def consent(self, browser: Browser, url: str) -> str | None:
@@ -393,13 +395,16 @@ class Provider:
         self.redeem(s, urljoin(r.url, r.headers["Location"]), verifier)
 
     def code_login(self, s: Browser, *, approve: bool = False) -> dict[str, Any]:
-        """A new browser: authorize → login page → POST the form → (node: authorize again) → code → token.
+        """A new browser: authorize → (node: its login page) → POST the form → (node: authorize again) → code → token.
         ``approve``: answer a consent page (once per account, before measuring); else one is an error."""
         s.cookies.clear()
         verifier, challenge = pkce()
         r = s.get(self.authorize(challenge), allow_redirects=False, timeout=10)
-        assert r.status_code in (302, 303), (r.status_code, r.text[:300])
-        location = self.sign_in(s, urljoin(r.url, r.headers["Location"]))
+        if r.status_code == 200:  # ours: the authorization request answers with the login page itself
+            location = self.sign_in(s, r.url, r)
+        else:  # node: a redirect to its login page
+            assert r.status_code in (302, 303), (r.status_code, r.text[:300])
+            location = self.sign_in(s, urljoin(r.url, r.headers["Location"]))
         if not location.startswith(REDIRECT):  # node: back to the authorization; ours: only to ask consent
             r = s.get(location, allow_redirects=False, timeout=10)
             assert r.status_code in (302, 303), (location, r.status_code, r.text[:300])
@@ -445,17 +450,17 @@ class Provider:
 class Ours(Provider):
     name = "ours"
 
-    def sign_in(self, browser: Browser, login_url: str) -> str:
-        assert urlsplit(login_url).path == "/login", login_url
-        return post_form(browser, login_url, {"username": browser.account, "password": PASSWORD})
+    def sign_in(self, browser: Browser, login_url: str, page: Any = None) -> str:
+        assert page is not None or urlsplit(login_url).path == "/login", login_url
+        return post_form(browser, login_url, {"username": browser.account, "password": PASSWORD}, page)
 
 
 class Node(Provider):
     name = "node-oidc-provider"
 
-    def sign_in(self, browser: Browser, login_url: str) -> str:
+    def sign_in(self, browser: Browser, login_url: str, page: Any = None) -> str:
         assert "/interaction/" in login_url, login_url
-        return post_form(browser, login_url, {"login": browser.account, "password": PASSWORD})
+        return post_form(browser, login_url, {"login": browser.account, "password": PASSWORD}, page)
 
     def consent(self, browser: Browser, url: str) -> str | None:
         if "/interaction/" not in url:

@@ -125,6 +125,18 @@ def _first_visit(next_url: str, force: bool) -> str:
     return page.fill(values)
 
 
+def first_page_for(next_url: str) -> str | None:
+    """The login page, as a browser without a session first meets it, for the authorization request
+    that is ``next_url`` to answer itself (``idp.login_page``, issue 11): the same page as
+    ``/login?next=…`` shows, whose form posts there, one redirect and one request fewer per
+    sign-in. None when this browser should see another shape of it (a captcha, a message waiting):
+    the request then redirects to the login page as before."""
+    if session.get(CAPTCHA_FLAG) or "_flashes" in session or current_app.jinja_env.auto_reload:
+        return None
+    _allow_next_target(next_url)
+    return _first_visit(next_url, False)
+
+
 def _again(form: LoginForm, with_captcha: bool) -> LoginForm:
     """The form shown again after a refusal: what was typed (never the password), a captcha if the
     account now needs one (always a new picture)."""

@@ -193,6 +193,10 @@ def _authorize(continuing: bool = False) -> Any:
             # got one: others leave the form session alone (no cookie to sign and send).
             session[REAUTH_KEY] = {"k": _request_key(), "t": int(time.time())}
         next_url = url_for("oidc.authorize", **request.args.to_dict(flat=True))
+        if account is None and not prompts and max_age is None and not request.args.get("login_hint"):
+            page = current_app.extensions["idp.login_page"](next_url)  # answered here: one redirect fewer
+            if page is not None:
+                return page
         switching = "select_account" in prompts
         return redirect(sessions.login_url(next_url, force=account is not None, switch=switching,
                                            login_hint=request.args.get("login_hint")))

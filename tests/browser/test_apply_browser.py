@@ -136,11 +136,11 @@ def _sign_in_to_rp(page: Any, live: Any, rp: str, username: str) -> str:
     """The new account signs in to the demo app through the login and consent pages; the app's page text."""
     page.goto(rp + "/")
     page.click("#login")
-    page.wait_for_url(lambda url: url.startswith(live.base + "/login"))
+    page.wait_for_selector("input[name=password]")  # the login page: the authorization request's answer
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.locator("form:has(input[name=password]) [type=submit]").click()
-    page.wait_for_url(lambda url: url.startswith(live.base + "/oauth/authorize"))
+    page.wait_for_selector("input[name=allow]")  # back at the authorization request: its consent page
     page.click("input[name=allow]")
     page.wait_for_url(rp + "/")
     return page.inner_text("main") if page.locator("main").count() else page.inner_text("body")

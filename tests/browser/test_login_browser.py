@@ -55,10 +55,11 @@ def test_the_menu_reaches_each_page_keeping_next_and_language(page, live, axe, l
     啟用帳號, 申請帳號, 一般會員註冊, 常見問題, 聯絡我們) opens its page in the same language, carrying where the
     sign-in was going."""
     page.goto(with_lang(live.authorize_url(), locale))
-    assert urlsplit(page.url).path == "/login"
+    assert urlsplit(page.url).path == "/oauth/authorize"  # the login page, answered by the request itself
     check_page(page, axe, locale)
     login_url = page.url
-    going_to = _query(login_url)["next"]
+    going_to = _query(page.locator("main form[method=post]").first.get_attribute("action"))["next"]
+    assert urlsplit(going_to).path == "/oauth/authorize"
     for path in MENU:
         link = page.locator(f"main a[href^='{path}?']").first
         href = link.get_attribute("href")
@@ -134,7 +135,7 @@ def test_member_signs_up_signs_in_to_the_demo_app_and_is_refused_where_real_name
     page.route(lambda u: u.startswith(live.demo_redirect_uri),
                lambda route: route.fulfill(status=200, body="demo app", content_type="text/plain"))
     page.goto(url)
-    assert urlsplit(page.url).path == "/login"
+    assert urlsplit(page.url).path == "/oauth/authorize" and page.locator("input[name=password]").count() == 1
     with page.expect_navigation():
         page.locator("main a[href^='/account/join?']").click()
     check_page(page, axe)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from urllib.parse import unquote
 
 from helpers import PASSWORD
@@ -162,13 +163,22 @@ def test_unregistered_or_extra_path_redirect_uri_gets_error_page(client, rp) -> 
         assert 'data-error="invalid_redirect_uri"' in resp.get_data(as_text=True)
 
 
-def test_no_session_redirects_to_login(client, rp) -> None:
-    """R-O1: without a session the person is sent to the login page, which returns to the request."""
+def test_no_session_answers_with_the_login_page(client, rp) -> None:
+    """R-O1, issue 11: without a session the request answers with the login page itself (no redirect to it), whose
+    form posts to /login carrying the request as ``next``; a browser with a captcha due is sent to /login."""
+    from urllib.parse import parse_qs, urlsplit
+
     params, _ = authorize_params(rp)
     resp = client.get("/oauth/authorize", query_string=params)
-    assert resp.status_code == 302
-    assert "/login" in resp.headers["Location"]
-    assert "rp.example.org" not in resp.headers["Location"].split("?")[0]
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "Location" not in resp.headers and 'type="password"' in html
+    action = urlsplit(re.search(r'<form method="post" action="([^"]+)"', html).group(1).replace("&amp;", "&"))
+    assert action.path == "/login"
+    assert query("?" + urlsplit(parse_qs(action.query)["next"][0]).query)["state"] == params["state"]
+    with client.session_transaction() as form_session:
+        form_session["login_captcha"] = True
+    again = client.get("/oauth/authorize", query_string=params)
+    assert again.status_code == 302 and urlsplit(again.headers["Location"]).path == "/login"
 
 
 def test_prompt_none_without_session_is_login_required(client, rp) -> None:
@@ -326,16 +336,14 @@ def test_unknown_client_with_prompt_none_still_gets_a_page(client) -> None:
 
 
 def test_whole_sign_in_through_the_hosted_login_page(client, rp, account) -> None:
-    """R-O1, R-L1: authorize → login page → back to authorize → consent → code → tokens, as a browser does."""
+    """R-O1, R-L1: authorize (the login page) → back to authorize → consent → code → tokens, as a browser does."""
     params, verifier = authorize_params(rp)
-    resp = client.get("/oauth/authorize", query_string=params)
-    assert resp.status_code == 302
-    login_page = client.get(resp.headers["Location"])
+    login_page = client.get("/oauth/authorize", query_string=params)
     assert login_page.status_code == 200
     html = login_page.get_data(as_text=True)
-    next_url = query(resp.headers["Location"])["next"]
-    resp = client.post("/login", data={"csrf_token": csrf_token_from(html), "username": "student1",
-                                       "password": PASSWORD, "next": next_url, "force": ""})
+    action = re.search(r'<form method="post" action="([^"]+)"', html).group(1).replace("&amp;", "&")
+    resp = client.post(action, data={"csrf_token": csrf_token_from(html), "username": "student1",
+                                     "password": PASSWORD, "force": ""})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
     consent = client.get(resp.headers["Location"])
     assert consent.status_code == 200 and rp.name in consent.get_data(as_text=True)

@@ -133,11 +133,13 @@ def test_forms_may_only_lead_here_or_to_the_app_being_signed_in_to(client, rp, a
     """R-N3: CSP form-action is this origin plus the registered redirect origin of the app signing in, no wildcard."""
     assert _form_action(client.get("/login")) == "form-action 'self'"
     params, _ = authorize_params(rp)
-    to_login = client.get("/oauth/authorize", query_string=params)
-    assert _form_action(client.get(to_login.headers["Location"])) == "form-action 'self' https://rp.example.org"
-    unregistered = dict(params, redirect_uri="https://evil.example/cb")
+    login_page = client.get("/oauth/authorize", query_string=params)  # the login page, answered there
+    assert login_page.status_code == 200 and _form_action(login_page) == "form-action 'self' https://rp.example.org"
     from urllib.parse import urlencode
 
+    page = client.get("/login", query_string={"next": "/oauth/authorize?" + urlencode(params)})
+    assert _form_action(page) == "form-action 'self' https://rp.example.org"
+    unregistered = dict(params, redirect_uri="https://evil.example/cb")
     page = client.get("/login", query_string={"next": "/oauth/authorize?" + urlencode(unregistered)})
     assert _form_action(page) == "form-action 'self'"
     sign_in(client, account)

@@ -4,6 +4,7 @@ the authorization endpoint would have decided on its own is decided the same way
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,6 +22,9 @@ def _to_login(browser, client: Client, **extra: str) -> tuple[dict[str, str], st
     """An authorization request from a browser without a session: its parameters, its verifier, the login page."""
     params, verifier = authorize_params(client, **extra)
     resp = browser.get("/oauth/authorize", query_string=params)
+    if resp.status_code == 200:  # the login page itself: its form posts to /login?next=…
+        action = re.search(r'<form method="post" action="([^"]+)"', resp.get_data(as_text=True)).group(1)
+        return params, verifier, action.replace("&amp;", "&")
     assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login", resp.headers
     location = urlsplit(resp.headers["Location"])
     return params, verifier, f"{location.path}?{location.query}"
