@@ -41,6 +41,7 @@ from idp.oidc.logout import hint_is_for
 from idp.oidc.server import oauth
 from idp.security import audit
 from idp.security.headers import allow_form_target
+from idp.serving import BODY_KEY
 
 bp = Blueprint("oidc", __name__)
 
@@ -256,6 +257,7 @@ def continue_after_sign_in(next_url: str) -> Response | None:
     environ = {**outer.environ, "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": parts.query,
                "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
     environ.pop("CONTENT_TYPE", None)
+    environ.pop(BODY_KEY, None)  # the login form's body (its password) is not this request's
     inner = current_app.request_class(environ)
     _sessions().carry(outer, inner)
     context = request_ctx._get_current_object()  # type: ignore[attr-defined]
