@@ -131,20 +131,30 @@ def get_account(account_id: int | None) -> Account | None:
 
 
 def account_with_statement(column: Any, join_on: Any) -> sa.Select:
-    """The statement ``get_account_with`` runs: the account with ``column`` of the table outer-joined
-    on ``join_on(account id column)``, which may name more bound parameters. Make it once and keep
-    it: building a statement and its cache key cost more CPU than running it (issue 11)."""
-    return (sa.select(Account, column).outerjoin(column.table, join_on(Account.id))
-            .where(Account.id == sa.bindparam("account_id")))
+    """The statement ``get_account_with`` runs: the account's columns, then ``column`` of the table
+    outer-joined on ``join_on(account id column)``, which may name more bound parameters. Make it
+    once and keep it: building a statement and its cache key cost more CPU than running it (issue 11)."""
+    table = Account.__table__
+    return (sa.select(*_account_columns()[0], column).select_from(table)
+            .outerjoin(column.table, join_on(table.c.id)).where(table.c.id == sa.bindparam("account_id")))
 
 
 def get_account_with(statement: sa.Select, account_id: int, **params: Any) -> tuple[Account | None, Any]:
     """The account with this id and one value another package keeps about it, in one statement
     (``account_with_statement``): an authorization reads the consent its app was given this way,
-    one round trip, not two. ``(None, None)`` without the account; the value is None when the
-    other table has no row."""
-    row = db.session.execute(statement, {"account_id": account_id, **params}).first()
-    return (None, None) if row is None else (row[0], row[1])
+    one round trip, not two, on its own (``read_alone``, as a sign-in reads its account). ``(None,
+    None)`` without the account; the value is None when the other table has no row."""
+    row = read_alone(statement, {"account_id": account_id, **params})
+    if row is None:
+        return None, None
+    return adopt(Account, dict(zip(_account_columns()[1], row, strict=False))), row[-1]
+
+
+@functools.cache
+def _account_columns() -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """The account table's columns in the mapper's order, and the attribute each is."""
+    attributes = sa.inspect(Account).column_attrs
+    return tuple(a.columns[0] for a in attributes), tuple(a.key for a in attributes)
 
 
 def get_account_by_username(username: str) -> Account | None:
@@ -158,11 +168,10 @@ def _sign_in_statement() -> tuple[sa.Select, tuple[str, ...]]:
     stands behind it; and the attribute each column is. The person table is named, not imported:
     accounts sits below identity."""
     person = db.metadata.tables["person"]
-    attributes = sa.inspect(Account).column_attrs
+    columns, keys = _account_columns()
     known = sa.exists().where(person.c.account_id == Account.__table__.c.id)
-    statement = sa.select(*(a.columns[0] for a in attributes), known).where(
-        Account.__table__.c.username == sa.bindparam("name"))
-    return statement, tuple(a.key for a in attributes)
+    statement = sa.select(*columns, known).where(Account.__table__.c.username == sa.bindparam("name"))
+    return statement, keys
 
 
 def _account_for_sign_in(name: str) -> Account | None:

@@ -270,7 +270,8 @@ def _drop_client(app, client_id: str) -> None:
 def test_a_sign_in_reads_and_records_on_the_kept_connection_and_goes_on_to_the_app(app, app_config) -> None:
     """Issue 11, R-C5, R-N3: with sessions on the pool, a password sign-in reads its account, records
     ``last_login_at`` with its audit row (committed together, at once) and reads the app's consent on the
-    connection the thread keeps, none of it through SQLAlchemy's engine, and answers with the app's code.
+    connection the thread keeps, none of it through SQLAlchemy's engine, and answers with the app's code; the
+    browser's next authorization reads its account and consent there too.
     When that connection breaks, the sign-in is a 503 page, not a 500, and the next one works."""
     if not app_config.get("redis_url"):
         pytest.skip("statements stand alone on PostgreSQL only")
@@ -301,8 +302,11 @@ def test_a_sign_in_reads_and_records_on_the_kept_connection_and_goes_on_to_the_a
         seen: list[str] = []
         sa.event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
 
+        browsers: list = []
+
         def sign_in() -> object:  # from a new browser
             browser = issuer.test_client()
+            browsers.append(browser)
             page = browser.get("/oauth/authorize", query_string=params).get_data(as_text=True)  # the login page
             action = re.search(r'<form method="post" action="([^"]+)"', page).group(1).replace("&amp;", "&")
             seen.clear()
@@ -312,6 +316,10 @@ def test_a_sign_in_reads_and_records_on_the_kept_connection_and_goes_on_to_the_a
         resp = sign_in()
         assert resp.status_code == 302 and resp.headers["Location"].startswith(REDIRECT + "?code="), resp.headers
         assert not [s for s in seen if re.search(r"\b(account|consent)\b", s)], seen  # none through the engine
+        seen.clear()  # the same browser, signed in: the next authorization reads account and consent alone too
+        again = browsers[-1].get("/oauth/authorize", query_string=dict(params, state="second"))
+        assert again.status_code == 302 and again.headers["Location"].startswith(REDIRECT + "?code=")
+        assert not [s for s in seen if re.search(r"\b(account|consent)\b", s)], seen
         with engine.connect() as other:  # committed, as another process sees it
             last = other.execute(sa.select(Account.last_login_at).filter_by(username="kept.pupil")).scalar()
             events = other.execute(sa.select(AuditEvent.event).filter_by(actor="kept.pupil")).scalars().all()
