@@ -338,7 +338,7 @@ def read_alone(statement: Any, params: dict[str, Any]) -> Any:
     if engine is None or (db.session.registry.has() and db.session().in_transaction()
                           and uncommitted_writes(db.session())):
         return db.session.execute(statement, params).first()
-    sql = _driver_sql(engine.dialect, statement, tuple(params))
+    sql = _client_side_sql(engine.dialect, statement, tuple(params))[0]
     return run_alone(engine, sql, lambda driver: driver.execute(sql, params).fetchone())
 
 
@@ -376,11 +376,6 @@ def adopt(model: type[_M], values: dict[str, Any]) -> _M:
     make_transient_to_detached(instance)
     session.add(instance)
     return instance
-
-
-@functools.lru_cache(maxsize=64)
-def _driver_sql(dialect: Any, statement: Any, keys: tuple[str, ...]) -> str:
-    return _client_side_sql(dialect, statement, keys)[0]
 
 
 def init_app(app: Flask) -> None:

@@ -30,7 +30,6 @@ def test_a_rotated_secret_stops_working_in_another_process_at_once(app, app_conf
     if not app_config.get("redis_url"):
         pytest.skip("two processes share state only through Redis")
     from idp.oidc import registration
-    from idp.oidc.models import Client, Token
 
     writer, reader = create_app(app_config), create_app(app_config)  # two processes: real commits
     ask = reader.test_client()
@@ -62,14 +61,7 @@ def test_a_rotated_secret_stops_working_in_another_process_at_once(app, app_conf
         assert status == 401
         assert token(new) == 200
     finally:
-        with writer.app_context():
-            db.session.execute(db.delete(Token).where(Token.client_id == "cc2"))
-            db.session.execute(db.delete(Client).where(Client.client_id == "cc2"))
-            from idp.security.models import AuditEvent
-
-            db.session.execute(db.delete(AuditEvent).where(AuditEvent.client_id == "cc2"))
-            db.session.commit()
-            db.engine.dispose()
+        _drop_client(writer, "cc2")
         with reader.app_context():
             db.engine.dispose()
 
